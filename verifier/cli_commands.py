@@ -1,0 +1,9 @@
+"""The list of command groups registered by :func:`verifier.cli.build_parser`; each entry adds its
+subcommands to the parser."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+REGISTRARS: list[Callable[[Any], None]] = []
