@@ -5,7 +5,6 @@ naming the file, the entry and the field."""
 from __future__ import annotations
 
 import json
-import os
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,8 +29,8 @@ from verifier.catalogue import (
     Scenario,
 )
 from verifier.errors import CatalogueError
+from verifier.paths import data_dir, schema_dir
 
-_ROOT = Path(__file__).resolve().parent.parent
 # file stem -> the array key its entries live under
 FILES: dict[str, str] = {
     "channels": "channel",
@@ -42,16 +41,6 @@ FILES: dict[str, str] = {
     "counters": "counter",
     "licence-types": "licence",
 }
-
-
-def data_dir() -> Path:
-    """``$VERIFIER_DATA_DIR`` or the checkout's ``data/``."""
-    return Path(os.environ.get("VERIFIER_DATA_DIR") or _ROOT / "data")
-
-
-def schema_dir() -> Path:
-    """The checkout's ``schemas/``."""
-    return _ROOT / "schemas"
 
 
 def load_catalogue(directory: Path | None = None) -> Catalogue:

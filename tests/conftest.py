@@ -1,0 +1,27 @@
+"""Shared fixtures: the catalogue, and a private state folder per test session so generated keys
+never touch the checkout's own ``.verifier/``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from verifier.catalogue import Catalogue
+from verifier.catalogue_load import load_catalogue
+
+
+@pytest.fixture(scope="session")
+def catalogue() -> Catalogue:
+    """The real catalogue in data/."""
+    return load_catalogue()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _state_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Every test session generates its own keys in a temporary state folder."""
+    path = tmp_path_factory.mktemp("state")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("VERIFIER_STATE_DIR", str(path))
+        yield path
