@@ -144,7 +144,9 @@ def _licence(d: dict[str, Any]) -> LicenceType:
         pilot_scope=None
         if scope is None
         else {
-            p: PilotScope(scope[p]["shape"], scope[p]["label_zh"], scope[p].get("kind"), tuple(scope[p].get("institutions", ())))
+            p: PilotScope(
+                scope[p]["shape"], scope[p]["label_zh"], scope[p].get("kind"), tuple(scope[p].get("institutions", ()))
+            )
             for p in PROVINCES
         },
         attributes=tuple(Attribute(**a) for a in d.get("attributes", ())),
@@ -173,7 +175,9 @@ def _cross_check(cat: Catalogue, raw: dict[str, dict[str, Any]]) -> Iterator[str
                 yield f"data/{stem}.toml: {key} {ident}={entry[ident]}: duplicate {ident}"
             seen.add(entry[ident])
     for lt in cat.by_seq():
-        yield from (f"data/licence-types.toml: licence seq={lt.seq} ({lt.code}), {p}" for p in _licence_problems(cat, lt))
+        yield from (
+            f"data/licence-types.toml: licence seq={lt.seq} ({lt.code}), {p}" for p in _licence_problems(cat, lt)
+        )
     for d in raw["counters"]["counter"]:
         where = f"data/counters.toml: counter ({d['id']})"
         if d["institution"] not in cat.institutions:
@@ -195,6 +199,10 @@ def _licence_problems(cat: Catalogue, lt: LicenceType) -> Iterator[str]:
         yield f"field {cell}: missing (give a value, or name it in `lost` if the source lost it)"
     for cell in sorted(lt.inferred & lt.lost):
         yield f"field {cell}: both inferred and lost"
+    yield from _reference_problems(cat, lt)
+
+
+def _reference_problems(cat: Catalogue, lt: LicenceType) -> Iterator[str]:
     for province, units in (lt.issuing_units or {}).items():
         for u in units:
             unit = cat.units.get(u)
@@ -214,6 +222,10 @@ def _licence_problems(cat: Catalogue, lt: LicenceType) -> Iterator[str]:
             yield f"field related_items: no item {ri.item} in data/items.toml"
         elif item is not None and ri.name_zh not in (item.name_zh, item.name_cq_zh):
             yield f"field related_items: {ri.name_zh!r} is not the name of item {ri.item} ({item.name_zh!r})"
+    yield from _scope_problems(cat, lt)
+
+
+def _scope_problems(cat: Catalogue, lt: LicenceType) -> Iterator[str]:
     for province, scope in (lt.pilot_scope or {}).items():
         if scope.kind is not None and scope.kind not in cat.kinds:
             yield f"field pilot_scope.{province}.kind: unknown institution kind {scope.kind!r}"

@@ -19,16 +19,19 @@ def licence_document(cat: Catalogue, lt: LicenceType) -> dict[str, Any]:
         "name_en": lt.name_en,
         "issuing_units": None
         if lt.issuing_units is None
-        else {
-            p: [{"code": u, "name_zh": cat.units[u].name_zh} for u in lt.issuing_units[p]] for p in PROVINCES
-        },
+        else {p: [{"code": u, "name_zh": cat.units[u].name_zh} for u in lt.issuing_units[p]] for p in PROVINCES},
         "channels": None
         if lt.channels is None
         else [{"code": c, "name_zh": cat.channels[c].name_zh} for c in lt.channels],
         "scenarios": None
         if lt.scenarios is None
         else [
-            {"code": s, "name_zh": cat.scenarios[s].name_zh, "name_en": cat.scenarios[s].name_en, "related_items": items}
+            {
+                "code": s,
+                "name_zh": cat.scenarios[s].name_zh,
+                "name_en": cat.scenarios[s].name_en,
+                "related_items": items,
+            }
             for s in lt.scenarios
         ],
         "related_items": None if lt.related_items is None else items,
@@ -80,7 +83,11 @@ def counters_document(cat: Catalogue) -> dict[str, Any]:
             {
                 "id": c.id,
                 "name_zh": c.name_zh,
-                "institution": {"code": c.institution.code, "name_zh": c.institution.name_zh, "level": c.institution.level},
+                "institution": {
+                    "code": c.institution.code,
+                    "name_zh": c.institution.name_zh,
+                    "level": c.institution.level,
+                },
                 "province": c.province,
                 "kinds": list(c.institution.kinds),
                 "scenarios": list(c.scenarios),
@@ -98,7 +105,9 @@ def catalogue_table(cat: Catalogue) -> str:
     """A readable table of the list, ending with its completeness."""
     rows = []
     for lt in cat.by_seq():
-        units = None if lt.issuing_units is None else [cat.units[u].name_zh for p in PROVINCES for u in lt.issuing_units[p]]
+        units = (
+            None if lt.issuing_units is None else [cat.units[u].name_zh for p in PROVINCES for u in lt.issuing_units[p]]
+        )
         name = lt.name_zh or "〔缺失 lost〕"
         if "name_zh" in lt.inferred:
             name += "〔推断〕"
@@ -110,15 +119,22 @@ def catalogue_table(cat: Catalogue) -> str:
                 _cell(units),
                 _cell(None if lt.channels is None else [cat.channels[c].name_zh for c in lt.channels]),
                 _cell(None if lt.scenarios is None else list(lt.scenarios)),
-                _cell(None if lt.pilot_scope is None else list(dict.fromkeys(s.label_zh for s in lt.pilot_scope.values()))),
+                _cell(
+                    None if lt.pilot_scope is None else list(dict.fromkeys(s.label_zh for s in lt.pilot_scope.values()))
+                ),
                 "是 yes" if lt.recognised else "否 no",
             ]
         )
-    table = texttable.render(["序号", "code", "电子证照名称", "签发单位", "亮证渠道", "应用场景", "试点范围", "可互认"], rows)
+    table = texttable.render(
+        ["序号", "code", "电子证照名称", "签发单位", "亮证渠道", "应用场景", "试点范围", "可互认"], rows
+    )
     lines = [table, ""]
     all_rows = cat.by_seq()
     recognised = [lt for lt in all_rows if lt.recognised]
-    lines.append(f"完整度 completeness: {len(recognised)}/{len(all_rows)} rows fully specified (推断 inferred cells count as rules).")
+    lines.append(
+        f"完整度 completeness: {len(recognised)}/{len(all_rows)} rows fully specified"
+        " (推断 inferred cells count as rules)."
+    )
     for lt in all_rows:
         if lt.lost or lt.inferred:
             parts = []

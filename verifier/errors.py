@@ -1,10 +1,10 @@
 """The package's exceptions. Decisions are values, never exceptions; these are for set-up and usage.
 
-    VerifierError                 root; ``code`` is a stable machine code
-    ├── CatalogueError            a data/ file is unreadable, invalid, or names what does not exist
-    ├── UsageError                a command's arguments do not fit the catalogue (exit 2)
-    ├── KeyStoreError             the issuer's key state cannot be read or written
-    └── StoreUnavailable          the state store cannot be reached now (HTTP 503)
+VerifierError                 root; ``code`` is a stable machine code
+├── CatalogueError            a data/ file is unreadable, invalid, or names what does not exist
+├── UsageError                a command's arguments do not fit the catalogue (exit 2)
+├── KeyStoreError             the issuer's key state cannot be read or written
+└── StoreUnavailable          the state store cannot be reached now (HTTP 503)
 """
 
 from __future__ import annotations

@@ -118,9 +118,7 @@ def _reject_constant(name: str) -> Any:
 
 def _json_object(raw: bytes, part: str) -> dict[str, Any]:
     try:
-        value = json.loads(
-            raw.decode("utf-8"), object_pairs_hook=_reject_duplicates, parse_constant=_reject_constant
-        )
+        value = json.loads(raw.decode("utf-8"), object_pairs_hook=_reject_duplicates, parse_constant=_reject_constant)
     except (ValueError, RecursionError) as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
         raise TokenMalformed("TOKEN_MALFORMED", f"{part} is not valid JSON: {exc}") from None
     if not isinstance(value, dict):

@@ -87,7 +87,14 @@ def parse_trust_list(doc: Any) -> TrustList:
 def _trusted_key(entry: Any) -> TrustedKey:
     if not isinstance(entry, dict):
         raise TypeError("not an object")
-    for name, kind in (("kid", str), ("alg", str), ("unit", str), ("province", str), ("valid_from", int), ("valid_until", int)):
+    for name, kind in (
+        ("kid", str),
+        ("alg", str),
+        ("unit", str),
+        ("province", str),
+        ("valid_from", int),
+        ("valid_until", int),
+    ):
         if type(entry.get(name)) is not kind:
             raise ValueError(f"{name} missing or not a {kind.__name__}")
     alg = entry["alg"]
@@ -102,4 +109,6 @@ def _trusted_key(entry: Any) -> TrustedKey:
         raise ValueError(f"kid {entry['kid']!r}: province must be SC or CQ")
     jwk = {k: entry[k] for k in ("kty", "crv", "x", "y") if k in entry}
     public_key = ALGORITHMS[alg].from_jwk(jwk)
-    return TrustedKey(entry["kid"], alg, entry["unit"], entry["province"], entry["valid_from"], entry["valid_until"], public_key)
+    return TrustedKey(
+        entry["kid"], alg, entry["unit"], entry["province"], entry["valid_from"], entry["valid_until"], public_key
+    )
