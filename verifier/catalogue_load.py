@@ -71,6 +71,11 @@ def _read_valid(path: Path, stem: str) -> tuple[dict[str, Any], list[str]]:
         return {}, [f"{where}: file missing (looked in {path.parent})"]
     except tomllib.TOMLDecodeError as exc:
         return {}, [f"{where}: not valid TOML: {exc}"]
+    except UnicodeDecodeError as exc:
+        # tomllib decodes before it parses; a file saved as GBK would otherwise end in a traceback
+        return {}, [f"{where}: not UTF-8 (save it as UTF-8): byte {exc.start}: {exc.reason}"]
+    except OSError as exc:
+        return {}, [f"{where}: cannot be read: {exc.strerror or exc}"]
     schema = json.loads((schema_dir() / f"{stem}.schema.json").read_text(encoding="utf-8"))
     validator = Draft202012Validator(schema)
     problems = []
