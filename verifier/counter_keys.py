@@ -63,7 +63,7 @@ def _read(path: Path) -> dict[str, str]:
 
 
 @dataclass
-class KeyRing:
+class ApiKeys:
     """The service's view of the key file, reloaded when its modification time changes."""
 
     path: Path = field(default_factory=_path)

@@ -1,0 +1,211 @@
+"""The scan service: the pure decision plus what needs shared state — the per-counter result cache,
+one-time use (一次一验), revocation and statistics. No HTTP here; :mod:`verifier.web` is the shell."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import secrets
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from verifier.catalogue import PROVINCES, Catalogue, Counter
+from verifier.decide import DEFAULT_POLICY, Decision, Policy, decide
+from verifier.decision_view import licence_view
+from verifier.reasons import Reason
+from verifier.store import REVOKED, Commit, ScanRecord, ScanStore, licence_tag
+from verifier.token import TokenMalformed, parse
+from verifier.trust_source import TrustSource
+
+
+@dataclass(frozen=True, slots=True)
+class ScanResult:
+    """A decided scan, ready to render."""
+
+    record: ScanRecord
+    cached: bool
+    licence_type: str  # for statistics and logs; "-" when unknown
+    issuing_province: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Identity:
+    """What a token claims to be, before its signature is checked: used only to find its keys."""
+
+    revocation_key: str | None
+    exp: int | None
+
+
+def _identity(token: str) -> _Identity:
+    try:
+        claims = parse(token).claims
+    except TokenMalformed:
+        return _Identity(None, None)
+    parts = [claims.get(n) for n in ("lt", "prv", "no")]
+    exp = claims.get("exp")
+    return _Identity(
+        "|".join(parts) if all(isinstance(p, str) for p in parts) else None,  # type: ignore[arg-type]
+        exp if type(exp) is int else None,
+    )
+
+
+def token_digest(token: str) -> str:
+    """120 bits of SHA-256: names the token in cache keys without storing it."""
+    return base64.urlsafe_b64encode(hashlib.sha256(token.encode("utf-8")).digest()[:15]).decode("ascii")
+
+
+def revocation_key(licence_type: str, province: str, licence_no: str) -> str:
+    """The identity a revocation names."""
+    return f"{licence_type}|{province}|{licence_no}"
+
+
+class ScanService:
+    """Decides scans for counters; one instance per process, sharing state through ``store``."""
+
+    def __init__(
+        self,
+        catalogue: Catalogue,
+        trust: TrustSource,
+        store: ScanStore,
+        *,
+        policy: Policy = DEFAULT_POLICY,
+        clock: Callable[[], float] = time.time,
+        record_ttl: int = 24 * 3600,
+        seen_capacity: int = 100_000,
+    ) -> None:
+        self.catalogue = catalogue
+        self.trust = trust
+        self.store = store
+        self.policy = policy
+        self.clock = clock
+        self.record_ttl = record_ttl
+        # Tokens this process has scanned per counter: a re-scan asks the store first and skips
+        # verification; a token new to this process is verified, and the commit still returns the
+        # cached scan if another instance made one. Bounded, oldest forgotten first.
+        self._seen: OrderedDict[tuple[str, str], None] = OrderedDict()
+        self._seen_capacity = seen_capacity
+
+    async def scan(
+        self, counter: Counter, token: str, scenario: str, *, operator: str | None = None, serial_no: str | None = None
+    ) -> ScanResult:
+        """Decide one scan. Raises :class:`verifier.store.StoreUnavailableError` when the store
+        cannot be reached — never an acceptance without the one-time-use and revocation checks."""
+        now = self.clock()
+        digest = token_digest(token)
+        identity = _identity(token)
+        tag = licence_tag(identity.revocation_key or digest)
+        seen_key = (counter.id, digest)
+        if seen_key in self._seen:
+            found = await self.store.lookup(tag, counter.id, digest, identity.revocation_key)
+            if found is not None:
+                return self._result(found[0], cached=True, revoked=found[1])
+        decision = decide(
+            token,
+            trust=self.trust.current,
+            catalogue=self.catalogue,
+            counter=counter,
+            scenario=scenario,
+            now=now,
+            policy=self.policy,
+        )
+        if any(r.code == "KEY_UNKNOWN" for r in decision.reasons) and await self.trust.refresh_for_unknown_kid():
+            decision = decide(
+                token,
+                trust=self.trust.current,
+                catalogue=self.catalogue,
+                counter=counter,
+                scenario=scenario,
+                now=now,
+                policy=self.policy,
+            )
+        record = self._record(decision, counter, scenario, now, tag, operator=operator, serial_no=serial_no)
+        exp = decision.expires_at or identity.exp
+        cache_ttl = (
+            int(min(exp - now, self.policy.max_lifetime) if exp else self.policy.max_lifetime) + self.policy.leeway + 1
+        )
+        licence = decision.licence
+        stats_type, stats_province = self._stats_labels(decision, identity)
+        commit = Commit(
+            record=record,
+            tag=tag,
+            digest=digest,
+            jti=decision.jti if decision.accepted else None,
+            revocation_key=revocation_key(licence.type, licence.province, licence.licence_no)
+            if licence
+            else identity.revocation_key,
+            stats_key=f"{stats_type}|{stats_province}|{counter.province}|{scenario}",
+            cache_ttl=max(1, cache_ttl),
+            record_ttl=max(self.record_ttl, cache_ttl),
+        )
+        stored, cached, revoked = await self.store.commit(commit)
+        self._remember(seen_key)
+        return self._result(stored, cached=cached, revoked=revoked)
+
+    def _remember(self, key: tuple[str, str]) -> None:
+        self._seen[key] = None
+        self._seen.move_to_end(key)
+        if len(self._seen) > self._seen_capacity:
+            self._seen.popitem(last=False)
+
+    def _stats_labels(self, decision: Decision, identity: _Identity) -> tuple[str, str]:
+        """Statistics labels: only values from the catalogue, so forged claims cannot grow the counters."""
+        if decision.licence is not None:
+            return decision.licence.type, decision.licence.province
+        lt, prv, _ = (identity.revocation_key or "-|-|").split("|", 2)
+        return (lt if lt in self.catalogue.licences else "-"), (prv if prv in PROVINCES else "-")
+
+    def _record(
+        self,
+        decision: Decision,
+        counter: Counter,
+        scenario: str,
+        now: float,
+        tag: str,
+        *,
+        operator: str | None,
+        serial_no: str | None,
+    ) -> ScanRecord:
+        licence = decision.licence
+        view = licence_view(licence, self.catalogue) if licence and licence.type in self.catalogue.licences else None
+        return ScanRecord(
+            scan_id=f"{tag}-{secrets.token_urlsafe(9)}",
+            counter=counter.id,
+            scenario=scenario,
+            checked_at=datetime.fromtimestamp(now, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            decision=decision.decision,
+            reasons=tuple((r.code, r.detail) for r in decision.reasons),
+            licence=view,
+            operator=operator,
+            serial_no=serial_no,
+        )
+
+    def _result(self, record: ScanRecord, *, cached: bool, revoked: bool) -> ScanResult:
+        if revoked and record.decision == "accepted":
+            record = record.settled(REVOKED)
+        licence = record.licence or {}
+        return ScanResult(record, cached, licence.get("type", "-"), licence.get("issuing_province", "-"))
+
+    async def revoke(
+        self, licence_type: str, province: str, licence_no: str, *, reason: str, restore: bool = False
+    ) -> str:
+        """Revoke (or restore) a licence; cached acceptances stop at their next scan, everywhere."""
+        key = revocation_key(licence_type, province, licence_no)
+        await self.store.set_revoked(key, not restore, reason)
+        return key
+
+
+def scan_document(result: ScanResult) -> dict[str, Any]:
+    """The decision object of ``POST /v1/scans``."""
+    record = result.record
+    return {
+        "scan_id": record.scan_id,
+        "decision": record.decision,
+        "reasons": [Reason(code, detail).as_dict() for code, detail in record.reasons],
+        "licence": record.licence,
+        "cached": result.cached,
+        "checked_at": record.checked_at,
+    }

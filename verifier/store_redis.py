@@ -1,0 +1,176 @@
+"""The Redis adapter of :class:`verifier.store.ScanStore`, shared by every service instance.
+
+A scan costs one round trip: one server-side script looks up the counter's cached scan, checks
+revocation, claims one-time use, stores the scan and counts it — atomically, so two counters racing
+with one token on two instances get exactly one acceptance.
+
+Keys (``T`` is the licence's tag, so a scan's keys share one Redis Cluster slot)::
+
+    cy:{T}:c:<counter>:<digest>   -> scan id          (TTL: the token's remaining life)
+    cy:{T}:s:<scan id>            -> status + record  (TTL: record retention)
+    cy:{T}:j:<jti>                -> counter          (one-time use claim, token's remaining life)
+    cy:{T}:v:<type|province|no>   -> reason           (revocation, no TTL)
+    cy:stats, cy:stats:d:<day>    -> counters         (statistics; per-minute fields kept two days)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable
+from typing import Any, TypeVar
+
+from redis import exceptions as redis_errors
+from redis.asyncio import Redis
+
+from verifier.store import STATS_TTL, Commit, ScanRecord, StoreUnavailableError, licence_tag, scan_tag
+
+T = TypeVar("T")
+
+_SCAN_SCRIPT = """
+local sid = redis.call('GET', KEYS[1])
+if sid then
+  local rec = redis.call('GET', ARGV[6] .. sid)
+  if rec then
+    redis.call('HINCRBY', KEYS[5], 'rescans', 1)
+    return {1, rec, redis.call('EXISTS', KEYS[2])}
+  end
+end
+if ARGV[1] == 'lookup' then return {0} end
+local revoked = redis.call('EXISTS', KEYS[2])
+local status, decision, reasons = 'A', ARGV[7], ARGV[9]
+if decision == 'accepted' then
+  if revoked == 1 then
+    status = 'V'
+  elseif ARGV[12] == '1' and not redis.call('SET', KEYS[3], ARGV[3], 'NX', 'EX', ARGV[4]) then
+    status = 'P'
+  end
+  if status ~= 'A' then
+    decision = 'rejected'
+    reasons = (status == 'V') and 'REVOKED' or 'REPLAYED'
+  end
+end
+redis.call('SET', KEYS[4], status .. ARGV[2], 'EX', ARGV[5])
+redis.call('SET', KEYS[1], ARGV[11], 'EX', ARGV[4])
+redis.call('HINCRBY', KEYS[5], 'scans|' .. ARGV[8] .. '|' .. decision, 1)
+for code in string.gmatch(reasons, '[^,]+') do
+  redis.call('HINCRBY', KEYS[5], 'reason|' .. ARGV[8] .. '|' .. code, 1)
+end
+redis.call('HINCRBY', KEYS[6], 'minute|' .. ARGV[10] .. '|' .. decision, 1)
+redis.call('EXPIRE', KEYS[6], ARGV[13])
+return {0, status, revoked}
+"""
+
+_UNAVAILABLE = (redis_errors.ConnectionError, redis_errors.TimeoutError, redis_errors.BusyLoadingError, OSError)
+
+
+class RedisStore:
+    """Receives an already built ``redis.asyncio.Redis`` client (``decode_responses=True``)."""
+
+    def __init__(self, client: Redis, *, op_timeout: float = 1.0, prefix: str = "cy:") -> None:
+        self._redis = client
+        self._timeout = op_timeout
+        self._prefix = prefix
+        self._script = client.register_script(_SCAN_SCRIPT)
+
+    async def _call(self, awaitable: Awaitable[T]) -> T:
+        """Bound every call in time and turn every way of failing into StoreUnavailableError."""
+        try:
+            async with asyncio.timeout(self._timeout):
+                return await awaitable
+        except TimeoutError as exc:
+            raise StoreUnavailableError("Redis did not answer in time") from exc
+        except _UNAVAILABLE as exc:
+            raise StoreUnavailableError(f"Redis unavailable: {exc}") from exc
+
+    def _keys(
+        self, tag: str, counter: str, digest: str, *, revocation_key: str | None, jti: str | None, scan_id: str
+    ) -> list[str]:
+        base = f"{self._prefix}{{{tag}}}:"
+        day = time.strftime("%Y%m%d", time.gmtime())
+        return [
+            f"{base}c:{counter}:{digest}",
+            f"{base}v:{revocation_key or '-'}",
+            f"{base}j:{jti or '-'}",
+            f"{base}s:{scan_id}",
+            f"{self._prefix}stats",
+            f"{self._prefix}stats:d:{day}",
+        ]
+
+    async def lookup(
+        self, tag: str, counter: str, digest: str, revocation_key: str | None
+    ) -> tuple[ScanRecord, bool] | None:
+        """See :meth:`verifier.store.ScanStore.lookup`."""
+        keys = self._keys(tag, counter, digest, revocation_key=revocation_key, jti=None, scan_id="-")
+        reply: list[Any] = await self._call(
+            self._script(keys=keys, args=["lookup", "", "", 0, 0, f"{self._prefix}{{{tag}}}:s:"])
+        )
+        if reply[0] != 1:
+            return None
+        stored: str = reply[1]
+        return ScanRecord.from_json(stored[1:]).settled(stored[0]), reply[2] == 1
+
+    async def commit(self, commit: Commit) -> tuple[ScanRecord, bool, bool]:
+        """See :meth:`verifier.store.ScanStore.commit`."""
+        record = commit.record
+        keys = self._keys(
+            commit.tag,
+            record.counter,
+            commit.digest,
+            revocation_key=commit.revocation_key,
+            jti=commit.jti,
+            scan_id=record.scan_id,
+        )
+        args: list[str | int] = [
+            "commit",
+            record.to_json(),
+            record.counter,
+            max(1, commit.cache_ttl),
+            max(1, commit.record_ttl),
+            f"{self._prefix}{{{commit.tag}}}:s:",
+            record.decision,
+            commit.stats_key,
+            ",".join(code for code, _ in record.reasons),
+            time.strftime("%Y%m%d%H%M", time.gmtime()),
+            record.scan_id,
+            "1" if commit.jti else "0",
+            STATS_TTL,
+        ]
+        reply: list[Any] = await self._call(self._script(keys=keys, args=args))
+        if reply[0] == 1:
+            stored: str = reply[1]
+            return ScanRecord.from_json(stored[1:]).settled(stored[0]), True, reply[2] == 1
+        return record.settled(reply[1]), False, reply[2] == 1
+
+    async def get_scan(self, scan_id: str) -> ScanRecord | None:
+        """See :meth:`verifier.store.ScanStore.get_scan`."""
+        stored: Any = await self._call(self._redis.get(f"{self._prefix}{{{scan_tag(scan_id)}}}:s:{scan_id}"))
+        return None if stored is None else ScanRecord.from_json(stored[1:]).settled(stored[0])
+
+    async def set_revoked(self, revocation_key: str, revoked: bool, reason: str) -> None:
+        """See :meth:`verifier.store.ScanStore.set_revoked`."""
+        key = f"{self._prefix}{{{licence_tag(revocation_key)}}}:v:{revocation_key}"
+        await self._call(self._redis.set(key, reason or "-") if revoked else self._redis.delete(key))
+
+    async def stats(self) -> dict[str, int]:
+        """See :meth:`verifier.store.ScanStore.stats`."""
+        now = time.time()
+        days = {time.strftime("%Y%m%d", time.gmtime(now - d * 86400)) for d in (0, 1)}
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.hgetall(f"{self._prefix}stats")
+            for day in sorted(days):
+                pipe.hgetall(f"{self._prefix}stats:d:{day}")
+            replies: list[dict[str, str]] = await self._call(pipe.execute())
+        out: dict[str, int] = {}
+        for reply in replies:
+            for name, value in reply.items():
+                out[name] = out.get(name, 0) + int(value)
+        return out
+
+    async def ping(self) -> None:
+        """See :meth:`verifier.store.ScanStore.ping`."""
+        await self._call(self._redis.ping())
+
+    async def close(self) -> None:
+        """See :meth:`verifier.store.ScanStore.close`."""
+        await self._redis.aclose()

@@ -1,0 +1,316 @@
+"""The HTTP shell of the scan service: parse, authenticate, call the service, render.
+
+Status codes exist only here. Every error that is not a decision is RFC 9457 problem+json.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from aiohttp import web
+from redis.asyncio import Redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from verifier import appkeys
+from verifier.catalogue import PROVINCES, Catalogue, Counter
+from verifier.catalogue_load import load_catalogue
+from verifier.catalogue_view import catalogue_document
+from verifier.counter_keys import ADMIN, ApiKeys
+from verifier.metrics import Metrics
+from verifier.problems import ProblemError, problem
+from verifier.service import ScanResult, ScanService, scan_document
+from verifier.settings import Settings
+from verifier.stats import stats_document
+from verifier.store import MemoryStore, ScanStore, StoreUnavailableError
+from verifier.store_redis import RedisStore
+from verifier.trust_source import TrustSource
+
+log = logging.getLogger("verifier")
+scan_log = logging.getLogger("verifier.scan")
+_FIELD_MAX = 64  # serial numbers, operator ids, licence numbers
+
+
+def _json(data: Any, status: int = 200) -> web.Response:
+    return web.Response(
+        status=status, body=json.dumps(data, ensure_ascii=False).encode("utf-8"), content_type="application/json"
+    )
+
+
+def _unavailable(detail: str, settings: Settings) -> ProblemError:
+    return ProblemError(503, detail, headers={"Retry-After": str(settings.retry_after_seconds)})
+
+
+@web.middleware
+async def problem_middleware(request: web.Request, handler: Callable[[web.Request], Any]) -> web.StreamResponse:
+    """Turn every failure into problem+json; never a traceback in a body."""
+    try:
+        response: web.StreamResponse = await handler(request)
+    except ProblemError as exc:
+        return exc.response()
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return problem(
+            exc.status,
+            exc.reason or exc.text or "",
+            headers={"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None,
+        )
+    except StoreUnavailableError as exc:
+        request.app[appkeys.METRICS].store_errors += 1
+        return _unavailable(f"state store unavailable: {exc}", request.app[appkeys.SETTINGS]).response()
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return problem(500, "internal error; the scan was not decided")
+    return response
+
+
+def _principal(request: web.Request) -> str:
+    header = request.headers.get("Authorization", "")
+    scheme, _, key = header.partition(" ")
+    who = request.app[appkeys.API_KEYS].principal(key.strip()) if scheme.lower() == "bearer" and key else None
+    if who is None:
+        raise ProblemError(
+            401, "no or wrong API key (Authorization: Bearer <key>)", headers={"WWW-Authenticate": "Bearer"}
+        )
+    return who
+
+
+def _counter(request: web.Request) -> Counter:
+    who = _principal(request)
+    counter = request.app[appkeys.SERVICE].catalogue.counters.get(who)
+    if counter is None:
+        raise ProblemError(401, "this key is not a counter's key", headers={"WWW-Authenticate": "Bearer"})
+    return counter
+
+
+def _admin(request: web.Request) -> None:
+    if _principal(request) != ADMIN:
+        raise ProblemError(403, "this needs the administrator's key")
+
+
+async def _json_body(request: web.Request) -> dict[str, Any]:
+    if request.content_type != "application/json":
+        raise ProblemError(415, f"Content-Type must be application/json, not {request.content_type!r}")
+    if request.charset not in (None, "utf-8", "UTF-8"):
+        raise ProblemError(415, f"charset must be utf-8, not {request.charset!r}")
+    raw = await request.read()  # raises 413 past client_max_size
+    try:
+        body = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ProblemError(400, "body is not valid UTF-8") from None
+    except (ValueError, RecursionError) as exc:
+        raise ProblemError(400, f"body is not valid JSON: {str(exc)[:120]}") from None
+    if not isinstance(body, dict):
+        raise ProblemError(400, "body must be a JSON object")
+    return body
+
+
+def _optional(body: dict[str, Any], name: str, max_len: int) -> str | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ProblemError(400, f"field {name!r} must be a string", field=name)
+    if len(value) > max_len:
+        raise ProblemError(400, f"field {name!r} is longer than {max_len} characters", field=name)
+    return value
+
+
+def _required(body: dict[str, Any], name: str, max_len: int) -> str:
+    value = _optional(body, name, max_len)
+    if not value:
+        raise ProblemError(400, f"field {name!r} is required and must be a non-empty string", field=name)
+    return value
+
+
+async def post_scan(request: web.Request) -> web.Response:
+    """POST /v1/scans: a counter posts a shown token."""
+    started = time.perf_counter()
+    counter = _counter(request)
+    body = await _json_body(request)
+    token = _required(body, "token", request.app[appkeys.SETTINGS].max_body_bytes)
+    scenario = _required(body, "scenario", _FIELD_MAX)
+    serial_no = _optional(body, "serial_no", _FIELD_MAX)
+    operator = _optional(body, "operator", _FIELD_MAX)
+    service = request.app[appkeys.SERVICE]
+    if scenario not in service.catalogue.scenarios:
+        raise ProblemError(422, f"unknown scenario {scenario!r}", field="scenario", allowed=list(counter.scenarios))
+    result = await service.scan(counter, token, scenario, operator=operator, serial_no=serial_no)
+    elapsed = time.perf_counter() - started
+    request.app[appkeys.METRICS].observe(result.record.decision, result.cached, elapsed)
+    _log_scan(result, counter, elapsed)
+    return _json(scan_document(result))
+
+
+def _log_scan(result: ScanResult, counter: Counter, elapsed: float) -> None:
+    """One JSON line per scan: who, what, outcome — never the token or the holder."""
+    record = result.record
+    if scan_log.isEnabledFor(logging.INFO):
+        scan_log.info(
+            json.dumps(
+                {
+                    "event": "scan",
+                    "scan_id": record.scan_id,
+                    "counter": counter.id,
+                    "counter_province": counter.province,
+                    "operator": record.operator,
+                    "serial_no": record.serial_no,
+                    "scenario": record.scenario,
+                    "type": result.licence_type,
+                    "issuing_province": result.issuing_province,
+                    "decision": record.decision,
+                    "reasons": [code for code, _ in record.reasons],
+                    "cached": result.cached,
+                    "ms": round(elapsed * 1000, 2),
+                },
+                ensure_ascii=False,
+            )
+        )
+
+
+async def get_scan(request: web.Request) -> web.Response:
+    """GET /v1/scans/{scan_id}: the decision again, for the counter that made it."""
+    counter = _counter(request)
+    record = await request.app[appkeys.SERVICE].store.get_scan(request.match_info["scan_id"])
+    if record is None or record.counter != counter.id:
+        raise ProblemError(404, "no such scan for this counter")
+    return _json(scan_document(ScanResult(record, False, "-", "-")))
+
+
+async def post_revocation(request: web.Request) -> web.Response:
+    """POST /v1/revocations: an issuing unit revokes (or restores) a licence."""
+    _admin(request)
+    body = await _json_body(request)
+    service = request.app[appkeys.SERVICE]
+    licence_type = _required(body, "type", _FIELD_MAX)
+    province = _required(body, "province", _FIELD_MAX)
+    licence_no = _required(body, "licence_no", _FIELD_MAX)
+    reason = _optional(body, "reason", 200) or ""
+    restore = body.get("restore", False)
+    if not isinstance(restore, bool):
+        raise ProblemError(400, "field 'restore' must be a boolean", field="restore")
+    if licence_type not in service.catalogue.licences:
+        raise ProblemError(
+            422, f"unknown licence type {licence_type!r}", field="type", allowed=sorted(service.catalogue.licences)
+        )
+    if province not in PROVINCES:
+        raise ProblemError(422, f"unknown province {province!r}", field="province", allowed=list(PROVINCES))
+    await service.revoke(licence_type, province, licence_no, reason=reason, restore=restore)
+    log.info(json.dumps({"event": "revocation", "type": licence_type, "province": province, "restore": restore}))
+    return _json(
+        {"type": licence_type, "province": province, "licence_no": licence_no, "revoked": not restore, "reason": reason}
+    )
+
+
+async def get_stats(request: web.Request) -> web.Response:
+    """GET /v1/stats: 核验证照落地实效 figures."""
+    _admin(request)
+    return _json(stats_document(await request.app[appkeys.SERVICE].store.stats()))
+
+
+async def get_catalogue(request: web.Request) -> web.Response:
+    """GET /v1/catalogue."""
+    return _json(catalogue_document(request.app[appkeys.SERVICE].catalogue))
+
+
+async def get_trust_list(request: web.Request) -> web.Response:
+    """GET /v1/trust-list: the keys in use, with their provinces and units."""
+    return _json(request.app[appkeys.SERVICE].trust.current.jwks())
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """Liveness: the process answers."""
+    return _json({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """Readiness: trust list loaded and store reachable."""
+    service = request.app[appkeys.SERVICE]
+    if not service.trust.loaded:
+        raise _unavailable("trust list not loaded", request.app[appkeys.SETTINGS])
+    try:
+        await service.store.ping()
+    except StoreUnavailableError as exc:
+        raise _unavailable(f"state store unreachable: {exc}", request.app[appkeys.SETTINGS]) from None
+    return _json({"status": "ready", "keys": len(service.trust.current.keys), "store": type(service.store).__name__})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    """Prometheus text format."""
+    return web.Response(text=request.app[appkeys.METRICS].render(), content_type="text/plain", charset="utf-8")
+
+
+def build_store(settings: Settings) -> ScanStore:
+    """Redis when a URL is given, else the embedded in-process store."""
+    if settings.redis_url is None:
+        log.warning("no Redis URL: using the embedded in-process store — one instance only / 未配置Redis，仅限单实例")
+        return MemoryStore()
+    client = Redis.from_url(
+        settings.redis_url,
+        decode_responses=True,
+        socket_timeout=settings.store_timeout / 2,
+        socket_connect_timeout=settings.store_timeout / 2,
+        retry=Retry(NoBackoff(), 1),  # one fresh try covers a connection left stale by a restart
+        health_check_interval=5,
+    )
+    return RedisStore(client, op_timeout=settings.store_timeout)
+
+
+def create_app(
+    settings: Settings,
+    *,
+    store: ScanStore | None = None,
+    clock: Callable[[], float] | None = None,
+    trust: TrustSource | None = None,
+    catalogue: Catalogue | None = None,
+    api_keys: ApiKeys | None = None,
+) -> web.Application:
+    """The verifier application. No I/O happens until it starts."""
+    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[problem_middleware])
+    app[appkeys.SETTINGS] = settings
+    app[appkeys.METRICS] = Metrics()
+    app[appkeys.API_KEYS] = api_keys or ApiKeys()
+
+    async def service_ctx(app: web.Application) -> AsyncIterator[None]:
+        from verifier.keys import local_trust_list
+        from verifier.paths import state_dir
+
+        cat = catalogue or load_catalogue()
+        source = trust
+        if source is None:
+            if settings.jwks is None:
+                # The local issuer's keys: make sure they exist, then follow its jwks.json.
+                initial = await asyncio.to_thread(local_trust_list, cat.units.values())
+                source = TrustSource(state_dir() / "jwks.json", initial=initial)
+            else:
+                source = TrustSource(settings.jwks)
+                await source.refresh()
+        state = store or build_store(settings)
+        app[appkeys.SERVICE] = ScanService(
+            cat, source, state, policy=settings.policy, clock=clock or time.time, record_ttl=settings.record_ttl
+        )
+        refresher = asyncio.create_task(source.run_periodic(settings.trust_refresh_seconds))
+        yield
+        refresher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await refresher
+        await state.close()
+
+    app.cleanup_ctx.append(service_ctx)
+    app.router.add_post("/v1/scans", post_scan)
+    app.router.add_get("/v1/scans/{scan_id}", get_scan)
+    app.router.add_get("/v1/catalogue", get_catalogue)
+    app.router.add_get("/v1/trust-list", get_trust_list)
+    app.router.add_post("/v1/revocations", post_revocation)
+    app.router.add_get("/v1/stats", get_stats)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)
+    return app
