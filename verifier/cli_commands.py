@@ -6,4 +6,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-REGISTRARS: list[Callable[[Any], None]] = []
+from verifier import service_cli
+
+REGISTRARS: list[Callable[[Any], None]] = [service_cli.register]

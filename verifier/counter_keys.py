@@ -30,28 +30,14 @@ def _digest(key: str) -> str:
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
 
 
-def _issue(principal: str) -> str:
-    """Make a fresh key for ``principal`` valid (replacing its previous one) and return it."""
-    key = f"{principal}.{secrets.token_urlsafe(32)}"
-    path = _path()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    hashes = _read(path)
-    hashes[principal] = _digest(key)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".api-keys.")
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(hashes, fh, indent=1, sort_keys=True)
-    os.replace(tmp, path)
-    return key
-
-
 def issue_counter_key(counter_id: str) -> str:
-    """A fresh API key for a counter."""
-    return _issue(counter_id)
+    """A fresh API key for a counter, valid at once for the service using the state folder."""
+    return ApiKeys().issue(counter_id)
 
 
 def issue_admin_key() -> str:
     """A fresh administrator key (revocations, statistics dashboard)."""
-    return _issue(ADMIN)
+    return ApiKeys().issue(ADMIN)
 
 
 def _read(path: Path) -> dict[str, str]:
@@ -78,6 +64,19 @@ class ApiKeys:
         if mtime != self._mtime:
             self._hashes = _read(self.path)
             self._mtime = mtime
+
+    def issue(self, principal: str) -> str:
+        """Make a fresh key for ``principal`` valid (replacing its previous one) and return it."""
+        key = f"{principal}.{secrets.token_urlsafe(32)}"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        hashes = _read(self.path)
+        hashes[principal] = _digest(key)
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".api-keys.")
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(hashes, fh, indent=1, sort_keys=True)
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, self.path)
+        return key
 
     def principal(self, key: str) -> str | None:
         """Who holds ``key`` (a counter id or :data:`ADMIN`), or None."""
