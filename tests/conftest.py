@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.redis_server import RedisServer
 from verifier.catalogue import Catalogue
 from verifier.catalogue_load import load_catalogue
 
@@ -25,3 +26,21 @@ def _state_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("VERIFIER_STATE_DIR", str(path))
         yield path
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """One redis-server for the whole session, on a free port."""
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """A redis-server of this test's own, which it may stop, pause and restart."""
+    server = RedisServer(tmp_path)
+    server.start()
+    yield server
+    server.stop()
