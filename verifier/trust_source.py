@@ -33,7 +33,7 @@ class TrustSource:
         self.current = initial or TrustList({})
         self._min_interval = min_refresh_interval
         self._clock = clock
-        self._last_attempt = -min_refresh_interval
+        self._last_unknown_kid_refresh = -min_refresh_interval
         self._lock = asyncio.Lock()
 
     @classmethod
@@ -51,7 +51,6 @@ class TrustSource:
         if self.location is None:
             return False
         async with self._lock:
-            self._last_attempt = self._clock()
             try:
                 doc = await self._fetch(str(self.location))
             except (OSError, aiohttp.ClientError, TimeoutError, ValueError) as exc:
@@ -66,8 +65,9 @@ class TrustSource:
 
     async def refresh_for_unknown_kid(self) -> bool:
         """Refresh because a token named an unknown key, at most once per ``min_refresh_interval``."""
-        if self._clock() - self._last_attempt < self._min_interval:
+        if self._clock() - self._last_unknown_kid_refresh < self._min_interval:
             return False
+        self._last_unknown_kid_refresh = self._clock()
         return await self.refresh()
 
     async def _fetch(self, location: str) -> object:
