@@ -145,12 +145,15 @@ async def post_scan(request: web.Request) -> web.Response:
     result = await service.scan(counter, token, scenario, operator=operator, serial_no=serial_no)
     elapsed = time.perf_counter() - started
     request.app[appkeys.METRICS].observe(result.record.decision, result.cached, elapsed)
-    _log_scan(result, counter, elapsed)
+    _log_scan(result, counter, elapsed, operator=operator, serial_no=serial_no)
     return _json(scan_document(result))
 
 
-def _log_scan(result: ScanResult, counter: Counter, elapsed: float) -> None:
-    """One JSON line per scan: who, what, outcome — never the token or the holder."""
+def _log_scan(
+    result: ScanResult, counter: Counter, elapsed: float, *, operator: str | None, serial_no: str | None
+) -> None:
+    """One JSON line per scan: who, what, outcome — never the token or the holder. Operator and serial
+    number are this request's: a cached re-scan answers the stored scan but is a business of its own."""
     record = result.record
     if scan_log.isEnabledFor(logging.INFO):
         scan_log.info(
@@ -160,8 +163,8 @@ def _log_scan(result: ScanResult, counter: Counter, elapsed: float) -> None:
                     "scan_id": record.scan_id,
                     "counter": counter.id,
                     "counter_province": counter.province,
-                    "operator": record.operator,
-                    "serial_no": record.serial_no,
+                    "operator": operator,
+                    "serial_no": serial_no,
                     "scenario": record.scenario,
                     "type": result.licence_type,
                     "issuing_province": result.issuing_province,
