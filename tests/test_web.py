@@ -297,7 +297,6 @@ async def test_stats_need_the_admin_key(shell: Shell) -> None:
     assert response.headers["WWW-Authenticate"] == "Bearer"
 
 
-@pytest.mark.xfail(strict=True, reason="service.py caches a counter's decision per token, not per token and scenario")
 async def test_a_rescan_for_another_scenario_is_decided_for_that_scenario(shell: Shell) -> None:
     """A token accepted for one business is not accepted from the cache for a business its licence does not serve."""
     token = shell.scene.apps["chongqing-renshe"].present("employment-cert", "CQ").token

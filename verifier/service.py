@@ -53,9 +53,9 @@ def _identity(token: str) -> _Identity:
     )
 
 
-def token_digest(token: str) -> str:
-    """120 bits of SHA-256: names the token in cache keys without storing it."""
-    return base64.urlsafe_b64encode(hashlib.sha256(token.encode("utf-8")).digest()[:15]).decode("ascii")
+def token_digest(text: str) -> str:
+    """120 bits of SHA-256: names a token in cache keys without storing it."""
+    return base64.urlsafe_b64encode(hashlib.sha256(text.encode("utf-8")).digest()[:15]).decode("ascii")
 
 
 def revocation_key(licence_type: str, province: str, licence_no: str) -> str:
@@ -95,7 +95,8 @@ class ScanService:
         """Decide one scan. Raises :class:`verifier.store.StoreUnavailableError` when the store
         cannot be reached — never an acceptance without the one-time-use and revocation checks."""
         now = self.clock()
-        digest = token_digest(token)
+        # The result cache is per counter, business and token: a re-scan for another business is decided anew.
+        digest = token_digest(f"{scenario}\n{token}")
         identity = _identity(token)
         tag = licence_tag(identity.revocation_key or digest)
         seen_key = (counter.id, digest)
