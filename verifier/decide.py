@@ -8,6 +8,7 @@ state and are added by the service around it (:mod:`verifier.service`).
 from __future__ import annotations
 
 import datetime as dt
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -198,10 +199,12 @@ def _check_validity(vf: int, vu: int, now: float, reasons: list[Reason]) -> None
 
 
 def _check_times(iat: int, exp: int, now: float, policy: Policy, reasons: list[Reason]) -> None:
+    # iat and exp are JSON integers of any size, read before the signature is known to be good:
+    # int - float would overflow beyond 1e308, so the details are worked out in integers.
     if iat > now + policy.leeway:
-        reasons.append(Reason("ISSUED_IN_FUTURE", f"iat is {iat - now:.0f} s ahead"))
+        reasons.append(Reason("ISSUED_IN_FUTURE", f"iat is {iat - math.floor(now)} s ahead"))
     if exp <= now - policy.leeway:
-        reasons.append(Reason("TOKEN_EXPIRED", f"expired {now - exp:.0f} s ago"))
+        reasons.append(Reason("TOKEN_EXPIRED", f"expired {math.floor(now) - exp} s ago"))
     if exp - iat > policy.max_lifetime or exp <= iat:
         reasons.append(Reason("LIFETIME_TOO_LONG", f"exp - iat = {exp - iat} s, allowed 1–{policy.max_lifetime} s"))
 
