@@ -14,6 +14,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from jwt.exceptions import InvalidKeyError
+
 from verifier.token import ALGORITHMS
 
 # The key type and curve each pinned algorithm must come with.
@@ -74,7 +76,7 @@ def parse_trust_list(doc: Any) -> TrustList:
     for index, entry in enumerate(doc["keys"]):
         try:
             key = _trusted_key(entry)
-        except (ValueError, TypeError, KeyError) as exc:
+        except (ValueError, TypeError, KeyError, InvalidKeyError) as exc:  # PyJWT's key errors are not ValueErrors
             problems.append(f"key #{index + 1}: {exc}")
             continue
         if key.kid in keys:
