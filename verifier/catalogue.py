@@ -7,6 +7,7 @@ file; the rules are data, and these classes only answer questions about them.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Literal
 
 Province = Literal["SC", "CQ"]
@@ -184,6 +185,14 @@ class Catalogue:
     institutions: dict[str, Institution]
     counters: dict[str, Counter]
     items: dict[int, Item] = field(default_factory=dict)
+
+    @cached_property
+    def _seq_index(self) -> dict[int, LicenceType]:
+        return {lt.seq: lt for lt in self.licences.values()}
+
+    def licence_by_seq(self, seq: int) -> LicenceType | None:
+        """The licence type with 序号 ``seq`` (how a presentation token names it)."""
+        return self._seq_index.get(seq)
 
     def by_seq(self) -> list[LicenceType]:
         """Licence types in the order of the official list."""

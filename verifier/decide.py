@@ -106,9 +106,9 @@ def decide(
             reasons.append(
                 Reason("PROVINCE_KEY_MISMATCH", f"token says {claims['prv']}, key {key.kid!r} is {key.province}")
             )
-    licence_type = catalogue.licences.get(claims["lt"]) if "lt" in ok else None
+    licence_type = catalogue.licence_by_seq(claims["lt"]) if "lt" in ok else None
     if "lt" in ok and licence_type is None:
-        reasons.append(Reason("LICENCE_TYPE_UNKNOWN", f"licence type {claims['lt']!r}"))
+        reasons.append(Reason("LICENCE_TYPE_UNKNOWN", f"no licence type with seq {str(claims['lt'])[:20]}"))
     if licence_type is not None:
         _check_rules(
             licence_type, claims=claims, ok=ok, catalogue=catalogue, counter=counter, scenario=scenario, reasons=reasons
@@ -122,10 +122,10 @@ def decide(
         )
     if {"vf", "vu"} <= ok:
         _check_validity(claims["vf"], claims["vu"], now, reasons)
-    if not (verified and not bad):
+    if not (verified and not bad) or licence_type is None:
         return Decision(tuple(reasons))
     licence = Licence(
-        type=claims["lt"],
+        type=licence_type.code,
         province=claims["prv"],
         unit=claims["iss"],
         channel=claims["ch"],
@@ -133,9 +133,7 @@ def decide(
         holder=claims["hn"],
         valid_from=_date(claims["vf"]),
         valid_until=_date(claims["vu"]),
-        attributes={
-            a.name: claims[a.name] for a in (licence_type.attributes if licence_type else ()) if a.name in claims
-        },
+        attributes={a.name: claims[a.name] for a in licence_type.attributes if a.name in claims},
     )
     return Decision(tuple(reasons), licence, claims["jti"], claims["exp"])
 
@@ -178,14 +176,14 @@ def _malformed_claims(claims: dict[str, Any]) -> list[str]:
         if name not in claims:
             bad.append(f"{name} missing")
         elif type(claims[name]) is not kind:  # bool is an int subclass: `exp: true` is malformed
-            bad.append(f"{name} must be a {'string' if kind is str else 'integer'}")
+            bad.append(f"{name} must be {'a string' if kind is str else 'an integer'}")
         elif kind is str and not claims[name]:
             bad.append(f"{name} must not be empty")
     if "prv" in claims and type(claims["prv"]) is str and claims["prv"] not in PROVINCES:
         bad.append("prv must be SC or CQ")
     for name in ("vf", "vu"):
         if type(claims.get(name)) is int and _date_or_none(claims[name]) is None:
-            bad.append(f"{name} must be a date as YYYYMMDD")
+            bad.append(f"{name} must be a day number (days since 1970-01-01)")
     return bad
 
 
@@ -241,13 +239,15 @@ def _check_rules(
         reasons.append(Reason("OUT_OF_PILOT_SCOPE", f"{counter.province}: {lt.pilot_scope[counter.province].label_zh}"))
 
 
+_EPOCH = dt.date(1970, 1, 1)
+_LAST_DAY = (dt.date.max - _EPOCH).days
+
+
 def _date_or_none(value: int) -> dt.date | None:
-    try:
-        return dt.date(value // 10000, value // 100 % 100, value % 100)
-    except (ValueError, OverflowError):
-        return None
+    """The calendar day ``value`` days after 1970-01-01, if it is one."""
+    return _EPOCH + dt.timedelta(days=value) if 0 <= value <= _LAST_DAY else None
 
 
 def _date(value: int) -> dt.date:
     # Callers pass only values _malformed_claims accepted; the epoch is an unreachable fallback.
-    return _date_or_none(value) or dt.date(1970, 1, 1)
+    return _date_or_none(value) or _EPOCH

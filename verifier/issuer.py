@@ -20,7 +20,7 @@ from typing import Any, NoReturn
 from verifier.catalogue import PROVINCE_NAMES_ZH, PROVINCES, Catalogue, LicenceType
 from verifier.errors import UsageError
 from verifier.keys import KeyRing
-from verifier.token import TYP, b64url_encode, encode
+from verifier.token import QR_MAX_BYTES, TYP, b64url_encode, encode
 
 DEFAULT_TTL = 300
 MAX_TTL = 600  # a shown code lives minutes, not hours: a photo of it goes stale fast
@@ -28,6 +28,7 @@ DEFAULT_HOLDER = "张三"
 # Sample values for the type attributes the data names; a caller may pass real ones.
 DEFAULT_ATTRIBUTES: dict[str, str] = {"cls": "C1", "lvl": "1"}
 CHINA = timezone(timedelta(hours=8))  # licence dates are calendar days in Beijing time
+EPOCH = date(1970, 1, 1)  # tokens carry dates as day numbers
 
 _LOST_CELLS = {"issuing_units": ("签发单位", "issuing units"), "channels": ("亮证渠道", "channels")}
 _LICENCE_NO = re.compile(r"[^\s*]{1,32}")
@@ -110,7 +111,7 @@ def mint(
     claims: dict[str, Any] = {
         "iss": unit,
         "prv": province,
-        "lt": lt.code,
+        "lt": lt.seq,
         "ch": channel,
         "no": licence_no,
         "hn": hn,
@@ -119,11 +120,16 @@ def mint(
         "vu": last,
         "iat": iat,
         "exp": iat + ttl,
-        "jti": jti or b64url_encode(secrets.token_bytes(9)),
+        "jti": jti or b64url_encode(secrets.token_bytes(8)),
         **_attributes(lt, attributes or {}),
     }
     header = {"alg": key.alg, "kid": key.kid, "typ": TYP}
-    return Minted(encode(header, claims, key.sign), claims, iat + ttl, header)
+    token = encode(header, claims, key.sign)
+    if len(token) > QR_MAX_BYTES:
+        zh = f"令牌 {len(token)} 字节，超过二维码（版本15、纠错M）容量 {QR_MAX_BYTES} 字节；请缩短证照编号"
+        en = f"the token takes {len(token)} bytes, more than the {QR_MAX_BYTES} of a version-15 QR code at level M"
+        _refuse("licence_no", zh, f"{en}; shorten the licence number", (f"at most {QR_MAX_BYTES} bytes in all",))
+    return Minted(token, claims, iat + ttl, header)
 
 
 def mintable_type(catalogue: Catalogue, code: str) -> LicenceType:
@@ -152,25 +158,24 @@ def allowed_channels(catalogue: Catalogue, lt: LicenceType, province: str) -> tu
 
 
 def mask_name(holder: str) -> str:
-    """张三 → 张*, 张三丰 → 张**; names of four or more characters keep two (欧阳娜娜 → 欧阳**),
-    since they usually begin with a compound surname."""
+    """The first character and one star, whatever the length (张三 → 张*, 欧阳娜娜 → 欧*): the
+    mask hides the length too, and every byte counts in the QR code."""
     if not 2 <= len(holder) <= 16 or "*" in holder or not holder.isprintable():
         zh, en = "持证人姓名须为 2 到 16 个字符", "holder name must be 2-16 characters"
         _refuse("holder", zh, en, ("2-16 characters, no *",))
-    keep = 2 if len(holder) >= 4 else 1
-    return holder[:keep] + "*" * (len(holder) - keep)
+    return holder[0] + "*"
 
 
 def pseudonym(secret: bytes, holder: str, licence_no: str) -> str:
-    """A stable 10-character subject for one holder and licence that reveals neither."""
+    """A stable 8-character subject (40 bits) for one holder and licence that reveals neither."""
     digest = hmac.new(secret, f"{holder}\x1f{licence_no}".encode(), hashlib.sha256).digest()
-    return base64.b32encode(digest).decode("ascii")[:10].lower()
+    return base64.b32encode(digest).decode("ascii")[:8].lower()
 
 
 def _synthetic_number(secret: bytes, lt: str, province: str, unit: str, holder: str) -> str:
     # The same holder gets the same number each time, so a demo can revoke what it showed.
     digest = hmac.new(secret, f"no\x1f{lt}\x1f{unit}\x1f{holder}".encode(), hashlib.sha256).digest()
-    return f"{province}{int.from_bytes(digest[:8], 'big') % 10**10:010d}"
+    return f"{province}{int.from_bytes(digest[:8], 'big') % 10**8:08d}"
 
 
 def _validity(now: float, valid_from: date | None, valid_until: date | None) -> tuple[int, int]:
@@ -180,7 +185,7 @@ def _validity(now: float, valid_from: date | None, valid_until: date | None) -> 
     if last < first:
         zh, en = "证照有效期止早于起", "licence validity ends before it starts"
         _refuse("valid_until", zh, en, (f"on or after {first}",))
-    return int(first.strftime("%Y%m%d")), int(last.strftime("%Y%m%d"))
+    return (first - EPOCH).days, (last - EPOCH).days
 
 
 def _add_years(day: date, years: int) -> date:

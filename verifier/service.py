@@ -40,15 +40,16 @@ class _Identity:
     exp: int | None
 
 
-def _identity(token: str) -> _Identity:
+def _identity(token: str, catalogue: Catalogue) -> _Identity:
     try:
         claims = parse(token).claims
     except TokenMalformed:
         return _Identity(None, None)
-    parts = [claims.get(n) for n in ("lt", "prv", "no")]
-    exp = claims.get("exp")
+    seq, province, number, exp = (claims.get(n) for n in ("lt", "prv", "no", "exp"))
+    licence_type = catalogue.licence_by_seq(seq) if type(seq) is int else None
+    known = licence_type is not None and isinstance(province, str) and isinstance(number, str)
     return _Identity(
-        "|".join(parts) if all(isinstance(p, str) for p in parts) else None,  # type: ignore[arg-type]
+        revocation_key(licence_type.code, province, number) if known else None,  # type: ignore[union-attr,arg-type]
         exp if type(exp) is int else None,
     )
 
@@ -97,7 +98,7 @@ class ScanService:
         now = self.clock()
         # The result cache is per counter, business and token: a re-scan for another business is decided anew.
         digest = token_digest(f"{scenario}\n{token}")
-        identity = _identity(token)
+        identity = _identity(token, self.catalogue)
         tag = licence_tag(identity.revocation_key or digest)
         seen_key = (counter.id, digest)
         if seen_key in self._seen:
@@ -124,10 +125,10 @@ class ScanService:
                 policy=self.policy,
             )
         record = self._record(decision, counter, scenario, now, tag, operator=operator, serial_no=serial_no)
+        # Integer arithmetic: an unverified exp may be any size.
         exp = decision.expires_at or identity.exp
-        cache_ttl = (
-            int(min(exp - now, self.policy.max_lifetime) if exp else self.policy.max_lifetime) + self.policy.leeway + 1
-        )
+        remaining = self.policy.max_lifetime if exp is None else max(0, min(exp - int(now), self.policy.max_lifetime))
+        cache_ttl = remaining + self.policy.leeway + 1
         licence = decision.licence
         stats_type, stats_province = self._stats_labels(decision, identity)
         commit = Commit(

@@ -4,12 +4,16 @@ Header ``{"alg", "kid", "typ": "cylp"}`` and nothing else. Claims (short names, 
 costs QR modules):
 
     iss  issuing unit code          prv  issuing province (SC | CQ)
-    lt   licence type code          ch   channel (the app that showed it)
+    lt   licence type, by its 序号 (seq) in the official list
+    ch   channel (the app that showed it)
     no   licence number             hn   holder name, masked (张*)
-    sub  pseudonymous subject       vf   licence valid from, YYYYMMDD
-    vu   licence valid until, YYYYMMDD
+    sub  pseudonymous subject       vf   licence valid from, days since 1970-01-01
+    vu   licence valid until, days since 1970-01-01
     iat  issued at (s)              exp  expires (s)              jti  unique id
     plus the licence type's own attributes (for example ``cls``, the driving licence class).
+
+A QR code of version 15 at level M holds 412 bytes; the header and the 64-byte signature take 154
+of them, which is why the type is its seq and dates are day numbers.
 
 This module encodes, signs and strictly parses; it decides nothing. It imports no I/O.
 """
@@ -31,7 +35,7 @@ HEADER_MEMBERS = frozenset({"alg", "kid", "typ"})
 CLAIM_TYPES: dict[str, type] = {
     "iss": str,
     "prv": str,
-    "lt": str,
+    "lt": int,
     "ch": str,
     "no": str,
     "hn": str,
