@@ -7,6 +7,7 @@ import json
 import logging
 import multiprocessing
 import os
+import signal
 import sys
 import time
 import urllib.error
@@ -86,12 +87,16 @@ def _serve(args: argparse.Namespace) -> int:
     ]
     for worker in workers:
         worker.start()
-    try:
-        for worker in workers:
-            worker.join()
-    except KeyboardInterrupt:
+
+    def stop(signum: int, frame: object) -> None:
+        # Workers stop with their master, so nothing is left holding the port.
         for worker in workers:
             worker.terminate()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    for worker in workers:
+        worker.join()
     return 0
 
 
