@@ -120,6 +120,10 @@ def _optional(body: dict[str, Any], name: str, max_len: int) -> str | None:
         raise ProblemError(400, f"field {name!r} must be a string", field=name)
     if len(value) > max_len:
         raise ProblemError(400, f"field {name!r} is longer than {max_len} characters", field=name)
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # JSON may escape a lone surrogate (\ud800), which no UTF-8 text holds
+        raise ProblemError(400, f"field {name!r} holds a lone surrogate escape, not text", field=name) from None
     return value
 
 
