@@ -127,6 +127,11 @@ def _json_object(raw: bytes, part: str) -> dict[str, Any]:
         raise TokenMalformed("TOKEN_MALFORMED", f"{part} is not valid JSON: {exc}") from None
     if not isinstance(value, dict):
         raise TokenMalformed("TOKEN_MALFORMED", f"{part} is not a JSON object")
+    if b"\\u" in raw:  # an escaped lone surrogate (\ud800) decodes to a string no UTF-8 text holds
+        try:
+            json_compact(value)
+        except UnicodeEncodeError:
+            raise TokenMalformed("TOKEN_MALFORMED", f"{part} holds a lone surrogate escape") from None
     return value
 
 
