@@ -47,10 +47,11 @@ class Step:
 def _foreign_channel_token(cat: Catalogue, ring: KeyRing, now: float) -> str:
     """A lawyer licence signed by its real unit but shown through 交管12123, an app the list does not name for it."""
     key = ring.signing_key("sc-justice", now)
+    # lt is the type's seq; vf and vu are 2020-01-01 and 2030-12-31 as days since 1970-01-01.
     claims = {
-        "iss": "sc-justice", "prv": "SC", "lt": "lawyer-licence", "ch": "jiaoguan-12123", "no": "51012020001",
-        "hn": "王*", "sub": "demo000001", "vf": 20200101, "vu": 20301231, "iat": int(now), "exp": int(now) + 300,
-        "jti": "demo-foreign",
+        "iss": "sc-justice", "prv": "SC", "lt": cat.licences["lawyer-licence"].seq, "ch": "jiaoguan-12123",
+        "no": "51012020001", "hn": "王*", "sub": "demoabcd", "vf": 18262, "vu": 22279, "iat": int(now),
+        "exp": int(now) + 300, "jti": "demoforeign",
     }  # fmt: skip
     return encode({"alg": key.alg, "kid": key.kid, "typ": TYP}, claims, key.sign)
 
