@@ -31,8 +31,15 @@ CST = dt.timezone(dt.timedelta(hours=8))
 # 2026-06-01 10:00 in Chongqing and Chengdu: a Monday morning at the counter.
 NOW = int(dt.datetime(2026, 6, 1, 10, 0, tzinfo=CST).timestamp())
 TODAY = dt.date(2026, 6, 1)
+EPOCH = dt.date(1970, 1, 1)  # tokens carry licence dates as days since this day
+LAST_DAY = (dt.date.max - EPOCH).days  # 9999-12-31, the last day a token can name
 
 Signer = Callable[[bytes], bytes]
+
+
+def day(date: dt.date) -> int:
+    """``date`` as a token writes it (``vf``, ``vu``): days since 1970-01-01."""
+    return (date - EPOCH).days
 
 
 def segment(value: dict[str, Any] | list[Any] | bytes | str) -> str:
@@ -140,6 +147,14 @@ class Kit:
     def claims(self, **changes: Any) -> dict[str, Any]:
         """The claims of a fresh Sichuan driving licence, with ``changes`` (``None`` drops a claim)."""
         return _apply(self.mint().claims, changes)
+
+    def seq(self, licence_type: str) -> int:
+        """The seq that names ``licence_type`` in a token's ``lt``."""
+        return self.catalogue.licences[licence_type].seq
+
+    def unknown_seq(self) -> int:
+        """A seq one past the last row of the list: no licence type has it."""
+        return max(lt.seq for lt in self.catalogue.by_seq()) + 1
 
     def forge(
         self,

@@ -22,11 +22,13 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from tests.forge import (
+    LAST_DAY,
     NOW,
     TODAY,
     Kit,
     assemble,
     codes,
+    day,
     hs256_with_public_pem,
     make_kit,
     ordered_codes,
@@ -58,6 +60,9 @@ UNTRUSTED = frozenset(
         "CLAIMS_INVALID",
     }
 )
+# A verified token whose lt is a seq the list does not have carries no licence either: a decision's
+# licence names its type by code, and there is none to name.
+NO_LICENCE = UNTRUSTED | {"LICENCE_TYPE_UNKNOWN"}
 LEEWAY = DEFAULT_POLICY.leeway
 
 
@@ -112,6 +117,12 @@ def _parts(kit: Kit) -> list[str]:
 @case("sc-driving-licence-at-cq-notary")
 def _(kit: Kit) -> Scan:
     return Scan(kit.mint().token)
+
+
+@case("licence-days-at-both-ends-of-the-range")
+def _(kit: Kit) -> Scan:
+    # Day 0 is 1970-01-01 and LAST_DAY is 9999-12-31: both are days a token may name.
+    return Scan(kit.forge(kit.claims(vf=0, vu=LAST_DAY)))
 
 
 # the token is not a compact JWS of ours
@@ -362,13 +373,20 @@ _WRONG_CLAIMS: dict[str, dict[str, Any]] = {
     "exp-as-boolean": {"exp": True},
     "exp-as-float": {"exp": float(NOW + 300)},
     "iat-as-boolean": {"iat": True},
-    "vf-not-a-date": {"vf": 20261301},
-    "vu-february-30": {"vu": 20300230},
+    "vf-before-1970": {"vf": -1},
+    "vu-after-9999-12-31": {"vu": LAST_DAY + 1},
+    "vf-as-yyyymmdd": {"vf": 20250601},  # the old format: day 20250601 is long after 9999-12-31
+    "vu-beyond-any-float": {"vu": 10**309},
     "vf-as-iso-string": {"vf": "2025-06-01"},
+    "vu-as-float": {"vu": float(day(TODAY))},
     "prv-not-a-province": {"prv": "BJ"},
     "hn-empty": {"hn": ""},
     "jti-as-number": {"jti": 12345},
     "lt-as-object": {"lt": {"code": "driving-licence"}},
+    "lt-as-code": {"lt": "driving-licence"},  # the old format: the type is named by its seq now
+    "lt-as-numeric-string": {"lt": "1"},
+    "lt-as-boolean": {"lt": True},  # true == 1 in Python, but it is not the seq of the driving licence
+    "lt-as-float": {"lt": 1.0},
 }
 for _label, _changes in _WRONG_CLAIMS.items():
 
@@ -445,7 +463,22 @@ def _(kit: Kit) -> Scan:
 
 @case("licence-type-unknown", "LICENCE_TYPE_UNKNOWN")
 def _(kit: Kit) -> Scan:
-    return Scan(kit.forge(kit.claims(lt="passport")))
+    return Scan(kit.forge(kit.claims(lt=kit.unknown_seq())))
+
+
+@case("licence-type-seq-zero", "LICENCE_TYPE_UNKNOWN")
+def _(kit: Kit) -> Scan:
+    return Scan(kit.forge(kit.claims(lt=0)))
+
+
+@case("licence-type-seq-negative", "LICENCE_TYPE_UNKNOWN")
+def _(kit: Kit) -> Scan:
+    return Scan(kit.forge(kit.claims(lt=-1)))
+
+
+@case("licence-type-seq-beyond-any-float", "LICENCE_TYPE_UNKNOWN")
+def _(kit: Kit) -> Scan:
+    return Scan(kit.forge(kit.claims(lt=10**309)))
 
 
 @case("issuer-not-designated", "ISSUER_NOT_DESIGNATED")
@@ -539,7 +572,7 @@ def _(kit: Kit) -> Scan:
 @case("rules-incomplete-row-10-forged", "RULES_INCOMPLETE")
 def _(kit: Kit) -> Scan:
     # The issuer refuses row 10 (it lost everything); a forged one is still not recognised.
-    return Scan(kit.forge(kit.claims(lt="row-10")))
+    return Scan(kit.forge(kit.claims(lt=kit.seq("row-10"))))
 
 
 _SEVERAL = ("TOKEN_TYPE_INVALID", "TOKEN_EXPIRED", "CHANNEL_NOT_ALLOWED", "SCENARIO_NOT_FOR_LICENCE",
@@ -548,7 +581,7 @@ _SEVERAL = ("TOKEN_TYPE_INVALID", "TOKEN_EXPIRED", "CHANNEL_NOT_ALLOWED", "SCENA
 
 def _several(kit: Kit) -> Scan:
     """A stale token of an expired licence, in the wrong app, under a JWT header, at a justice counter."""
-    claims = kit.claims(ch="tianfu-tongban", iat=NOW - 900, exp=NOW - 600, vu=20260531)
+    claims = kit.claims(ch="tianfu-tongban", iat=NOW - 900, exp=NOW - 600, vu=day(TODAY - dt.timedelta(days=1)))
     return Scan(kit.forge(claims, typ="JWT"), "cq-legal-service-01", "justice-admin")
 
 
@@ -558,15 +591,16 @@ case("several-reasons-at-once", *_SEVERAL)(_several)
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_case_gives_exactly_its_reasons(kit: Kit, case: Case) -> None:
     """Each token of the table is decided with exactly the reasons the table names, every one of
-    them, and is accepted only when it names none; a token that cannot be trusted carries no licence."""
+    them, and is accepted only when it names none; a token that cannot be trusted, or names no
+    licence type of the list, carries no licence."""
     scan = case.build(kit)
     decision = kit.decide(scan.token, scan.counter, scan.scenario, now=scan.now)
     assert codes(decision) == case.expected, decision.reasons
     assert len(decision.reasons) == len(set(ordered_codes(decision))), "a reason is given twice"
-    assert decision.accepted is not case.expected
+    assert decision.accepted is not bool(case.expected)
     assert decision.decision == ("rejected" if case.expected else "accepted")
-    trusted = not case.expected & UNTRUSTED
-    assert (decision.licence is not None, decision.jti is not None, decision.expires_at is not None) == (trusted,) * 3
+    carries = not case.expected & NO_LICENCE
+    assert (decision.licence is not None, decision.jti is not None, decision.expires_at is not None) == (carries,) * 3
 
 
 def test_every_reason_without_the_store_is_produced_here(kit: Kit) -> None:
@@ -589,8 +623,12 @@ def test_case_ids_are_unique() -> None:
 
 
 def test_accepted_decision_carries_the_licence(kit: Kit) -> None:
-    """An accepted decision names the licence, the token's jti and its expiry, as minted."""
-    minted = kit.mint(licence_no="510100199001011234", holder="王小明", attributes={"cls": "A1"})
+    """An accepted decision names the licence, the token's jti and its expiry, as minted; the token
+    names the type by its seq, the decision by its code."""
+    # A 12-digit driving licence file number (档案编号): an 18-character ID number would not fit the QR code.
+    minted = kit.mint(licence_no="510100123456", holder="王小明", attributes={"cls": "A1"})
+    assert minted.claims["lt"] == 1 == kit.seq("driving-licence")
+    assert (minted.claims["vf"], minted.claims["vu"]) == (day(dt.date(2025, 6, 1)), day(dt.date(2031, 6, 1)))
     decision = kit.decide(minted.token)
     assert decision.accepted
     assert decision.reasons == ()
@@ -604,11 +642,20 @@ def test_accepted_decision_carries_the_licence(kit: Kit) -> None:
         "sc-police",
         "jiaoguan-12123",
     )
-    assert (licence.licence_no, licence.holder) == ("510100199001011234", "王**")
+    assert (licence.licence_no, licence.holder) == ("510100123456", "王*")
     assert licence.valid_from == dt.date(2025, 6, 1)
     assert licence.valid_until == dt.date(2031, 6, 1)
     assert licence.attributes == {"cls": "A1"}
-    assert licence.revocation_key == "driving-licence|SC|510100199001011234"
+    assert licence.revocation_key == "driving-licence|SC|510100123456"
+
+
+def test_an_unknown_seq_is_named_in_the_detail_and_cut_short(kit: Kit) -> None:
+    """A seq the list lacks is named in the detail, and a huge one only by its first 20 digits."""
+    unknown = kit.unknown_seq()
+    (reason,) = kit.decide(kit.forge(kit.claims(lt=unknown))).reasons
+    assert (reason.code, reason.detail) == ("LICENCE_TYPE_UNKNOWN", f"no licence type with seq {unknown}")
+    (huge,) = kit.decide(kit.forge(kit.claims(lt=10**309))).reasons
+    assert huge.detail == "no licence type with seq 1" + "0" * 19
 
 
 def test_unverified_token_carries_no_licence(kit: Kit) -> None:
@@ -938,9 +985,10 @@ _DECIDE_ONCE = textwrap.dedent(
     jwk.update(kid="sc-police-1", alg="ES256", unit="sc-police", province="SC",
                valid_from=now - 86400, valid_until=now + 86400)
     trust = parse_trust_list({"keys": [jwk]})
-    claims = {"iss": "sc-police", "prv": "SC", "lt": "driving-licence", "ch": "jiaoguan-12123",
-              "no": "SC0000000001", "hn": "张*", "sub": "abcdefghij", "vf": 20250601, "vu": 20310601,
-              "iat": now, "exp": now + 300, "jti": "isolated-1", "cls": "C1"}
+    # lt 1 is the driving licence; vf and vu are 2025-06-01 and 2031-06-01 as day numbers.
+    claims = {"iss": "sc-police", "prv": "SC", "lt": 1, "ch": "jiaoguan-12123",
+              "no": "SC00000001", "hn": "张*", "sub": "abcdefgh", "vf": 20240, "vu": 22431,
+              "iat": now, "exp": now + 300, "jti": "isolated-01", "cls": "C1"}
     token = encode({"alg": "ES256", "kid": "sc-police-1", "typ": "cylp"}, claims,
                    lambda data: ALGORITHMS["ES256"].sign(data, private))
     catalogue = verifier.catalogue_load.load_catalogue()
