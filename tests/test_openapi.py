@@ -354,7 +354,20 @@ async def no_trust_list(api: Api) -> None:
         source.current = kept
 
 
-EXERCISES = [scans_decide, scans_refuse, revocations, stats, public_documents, store_down, no_trust_list]
+async def pages(api: Api) -> None:
+    """The signed-in counter, the console, the dashboard and their files answer as documented."""
+    me = await api.call("GET", "/v1/counters/me", 200, as_=NOTARY)
+    assert [s["code"] for s in me["scenarios"]] == ["notary-driving-licence"]
+    await api.call("GET", "/v1/counters/me", 401, as_=ADMIN)
+    for page in ("/console", "/dashboard"):
+        assert "川渝电子证照亮证互认" in await api.call("GET", page, 200)
+    template = "/static/{name}"
+    for name in ("console.js", "common.css", "vendor/jsqr/LICENSE"):
+        await api.call("GET", f"/static/{name}", 200, path=template)
+    await api.call("GET", "/static/nothing.js", 404, path=template)
+
+
+EXERCISES = [scans_decide, scans_refuse, revocations, stats, public_documents, store_down, no_trust_list, pages]
 
 
 # --- the tests ----------------------------------------------------------------------------------------

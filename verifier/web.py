@@ -320,4 +320,7 @@ def create_app(
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
+    from verifier.pages import add_routes as add_pages  # imported here: the pages use this module's auth
+
+    add_pages(app)
     return app
