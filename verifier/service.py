@@ -105,17 +105,9 @@ class ScanService:
             found = await self.store.lookup(tag, counter.id, digest, identity.revocation_key)
             if found is not None:
                 return self._result(found[0], cached=True, revoked=found[1])
-        decision = decide(
-            token,
-            trust=self.trust.current,
-            catalogue=self.catalogue,
-            counter=counter,
-            scenario=scenario,
-            now=now,
-            policy=self.policy,
-        )
-        if any(r.code == "KEY_UNKNOWN" for r in decision.reasons) and await self.trust.refresh_for_unknown_kid():
-            decision = decide(
+
+        def decide_now() -> Decision:
+            return decide(
                 token,
                 trust=self.trust.current,
                 catalogue=self.catalogue,
@@ -124,6 +116,10 @@ class ScanService:
                 now=now,
                 policy=self.policy,
             )
+
+        decision = decide_now()
+        if any(r.code == "KEY_UNKNOWN" for r in decision.reasons) and await self.trust.refresh_for_unknown_kid():
+            decision = decide_now()  # the trust list may now know the key: a rotation needs no restart
         record = self._record(decision, counter, scenario, now, tag, operator=operator, serial_no=serial_no)
         # Integer arithmetic: an unverified exp may be any size.
         exp = decision.expires_at or identity.exp
