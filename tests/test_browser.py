@@ -210,6 +210,30 @@ def test_console_fits_an_upright_tablet(browser: playwright_sync.Browser, server
     context.close()
 
 
+def test_scanner_keys_reach_the_code_field_from_a_button(page: playwright_sync.Page, scene: Scene) -> None:
+    """With focus left on a button, a scanner's keystrokes still land in the code field and Enter verifies."""
+    sign_in_console(page, scene, NOTARY_1)
+    page.focus("#lang")
+    page.keyboard.type(scene.driving_licence("SC"))
+    page.keyboard.press("Enter")
+    page.locator("#result.accepted, #result.rejected").wait_for()
+    assert "accepted" in (page.get_attribute("#result", "class") or "")
+
+
+def test_business_is_chosen_with_the_keyboard(page: playwright_sync.Page, scene: Scene) -> None:
+    """Arrow keys change the business without losing focus; Enter returns to the code field."""
+    sign_in_console(page, scene, "sc-legal-service-chengdu-01")
+    page.keyboard.press("Shift+Tab")  # the fields before the code field, in reading order
+    page.keyboard.press("Shift+Tab")
+    page.keyboard.press("Shift+Tab")
+    assert page.evaluate("document.activeElement.id") == "scenario"
+    page.keyboard.press("ArrowDown")
+    assert page.input_value("#scenario") == "justice-admin"
+    assert page.evaluate("document.activeElement.id") == "scenario"
+    page.keyboard.press("Enter")
+    assert page.evaluate("document.activeElement.id") == "token"
+
+
 def test_wrong_key_is_refused_on_the_sign_in_form(page: playwright_sync.Page) -> None:
     """A wrong counter key keeps the clerk on the sign-in form with a message."""
     page.goto("/console")

@@ -130,7 +130,6 @@ async def console(request: web.Request) -> web.Response:
             body,
             style="console.css",
             scripts=("vendor/jsqr/jsQR.js", "console.js"),
-            data={"provinces": PROVINCE_NAMES_ZH},
         )
     )
 

@@ -61,6 +61,22 @@ function openDesk(counter) {
 
 scenarioSelect.addEventListener("change", () => {
   stored.set("scenario", scenarioSelect.value);
+  // Chosen with the mouse: back to the code field. With the keyboard, arrows change the value, so
+  // focus stays until Enter.
+  if (!scenarioSelect.matches(":focus-visible")) tokenInput.focus();
+});
+scenarioSelect.addEventListener("keydown", (event) => {
+  if (event.key === "Enter") {
+    event.preventDefault();
+    tokenInput.focus();
+  }
+});
+// A USB scanner types wherever the focus is: if it is on a button or nowhere, send the keys to the code field.
+document.addEventListener("keydown", (event) => {
+  const target = event.target;
+  const typing = target instanceof HTMLInputElement || target instanceof HTMLSelectElement;
+  if (typing || $("desk").hidden || event.ctrlKey || event.metaKey || event.altKey || event.key.length !== 1) return;
+  if (event.key === " " && target instanceof HTMLButtonElement) return; // Space presses the button
   tokenInput.focus();
 });
 for (const name of ["serial", "operator"]) {
