@@ -22,6 +22,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from tests.scenes import Scene
 from verifier.catalogue import Catalogue
+from verifier.paths import schema_dir
 from verifier.settings import Settings
 from verifier.store import MemoryStore
 
@@ -30,6 +31,7 @@ PROBLEM = "application/problem+json"
 NOTARY = "cq-notary-zhixin-01"
 SCENARIO = "notary-driving-licence"
 MAX_BODY = Settings().max_body_bytes
+TOKEN_FIELD_MAX = 8192  # the token field's maxLength in schemas/openapi.json
 
 
 @pytest.fixture
@@ -198,12 +200,23 @@ async def test_an_oversized_body_is_a_413(client: Client, scene: Scene) -> None:
     await _problem(response, 413)
 
 
-async def test_a_body_just_under_the_limit_is_decided(client: Client, scene: Scene) -> None:
-    """A body a little under the limit is read and decided (the token is too large to be ours)."""
-    raw = json.dumps({"token": "A" * (MAX_BODY - 100), "scenario": SCENARIO}).encode()
+async def test_a_token_up_to_the_documented_maximum_is_decided_and_one_past_it_is_a_400(
+    client: Client, scene: Scene
+) -> None:
+    """A token field of 8192 characters (the document's maxLength) is decided as too large; 8193 is a 400."""
+    raw = json.dumps({"token": "A" * TOKEN_FIELD_MAX, "scenario": SCENARIO}).encode()
     response = await _post_raw(client, scene, raw)
     assert response.status == 200
     assert [r["code"] for r in (await response.json())["reasons"]] == ["TOKEN_TOO_LARGE"]
+    raw = json.dumps({"token": "A" * (TOKEN_FIELD_MAX + 1), "scenario": SCENARIO}).encode()
+    await _problem(await _post_raw(client, scene, raw), 400, "token", str(TOKEN_FIELD_MAX))
+
+
+def test_the_documented_token_maximum_fits_the_body_limit() -> None:
+    """The OpenAPI document's token maxLength is the service's, and a request holding it fits the body limit."""
+    document = json.loads((schema_dir() / "openapi.json").read_text(encoding="utf-8"))
+    assert document["components"]["schemas"]["ScanRequest"]["properties"]["token"]["maxLength"] == TOKEN_FIELD_MAX
+    assert TOKEN_FIELD_MAX + 4 * 64 + 200 < MAX_BODY
 
 
 @pytest.mark.parametrize(
