@@ -15,8 +15,8 @@ from typing import Any
 
 from aiohttp import web
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry  # the asyncio client awaits its retry; the sync Retry never retries
 from redis.backoff import NoBackoff
-from redis.retry import Retry
 
 from verifier import appkeys
 from verifier.catalogue import PROVINCES, Catalogue, Counter
