@@ -6,6 +6,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from verifier import issuer_cli, service_cli
+from verifier import bench, issuer_cli, service_cli
 
-REGISTRARS: list[Callable[[Any], None]] = [service_cli.register, issuer_cli.register]
+REGISTRARS: list[Callable[[Any], None]] = [service_cli.register, issuer_cli.register, bench.register]

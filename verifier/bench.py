@@ -1,0 +1,245 @@
+"""``verifier bench``: the scan path against the ceilings of its irreducible parts, in one run on one
+machine, with one load generator (wrk) and one set of its settings.
+
+It starts its own redis-server and ``verifier serve --workers 1`` on free ports with a temporary
+state folder, measures the ceilings (an empty aiohttp handler, raw ES256 verification, one Redis
+round trip), then cold scans (every token new), warm re-scans (same counter, same token) and the
+latency at half the cold throughput, paced; Redis memory per cached scan and the worker's resident
+memory; and ``--workers 2`` sharing one port. Everything it started is stopped at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+from verifier import bench_procs as procs
+from verifier import bench_wrk
+from verifier.bench_report import describe, ratios
+
+COUNTER = "cq-notary-zhixin-01"
+SCENARIO = "notary-driving-licence"
+P99_TARGET_MS = 10.0
+
+
+def _metrics(port: int) -> dict[str, float]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    out = {}
+    for name, key in (('verifier_scans_total{decision="accepted"}', "accepted"),
+                      ('verifier_scans_total{decision="rejected"}', "rejected"),
+                      ("verifier_cache_hits_total", "cached")):  # fmt: skip
+        match = re.search("^" + re.escape(name) + r" (\S+)$", text, re.MULTILINE)
+        out[key] = float(match.group(1)) if match else 0.0
+    return out
+
+
+def _redis_memory(port: int) -> int:
+    done = subprocess.run(
+        ["redis-cli", "-p", str(port), "info", "memory"],  # noqa: S607 - Debian's client beside redis-server
+        capture_output=True,
+        text=True,
+        timeout=10,
+        check=True,
+    )
+    return int(re.search(r"used_memory:(\d+)", done.stdout).group(1))  # type: ignore[union-attr]
+
+
+def _json_subprocess(args: list[str], env: dict[str, str], timeout: float) -> dict[str, Any]:
+    done = subprocess.run(
+        [sys.executable, "-m", *args], capture_output=True, text=True, env=env, timeout=timeout, check=True
+    )
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def _delta(after: dict[str, float], before: dict[str, float]) -> dict[str, int]:
+    return {k: int(after[k] - before[k]) for k in after}
+
+
+class _Bench:
+    """One run: the processes it started, the requests it prepared, the figures it measured."""
+
+    def __init__(self, stack: ExitStack, root: Path, load: bench_wrk.Load, seconds: float) -> None:
+        self.root, self.load, self.seconds = root, load, seconds
+        self.state = root / "state"
+        self.env = {**os.environ, "VERIFIER_STATE_DIR": str(self.state)}
+        self.redis = procs.start_redis(root)
+        stack.callback(self.redis.stop)
+        self.redis_url = f"redis://127.0.0.1:{self.redis.port}/0"
+        self.service = self.serve(workers=1)
+        stack.callback(self.service.stop)
+        self.key = subprocess.run(
+            [sys.executable, "-m", "verifier", "counters", "key", COUNTER],
+            capture_output=True, text=True, env=self.env, timeout=60, check=True,
+        ).stdout.strip()  # fmt: skip
+        self.minted = 0
+
+    def serve(self, *, workers: int) -> procs.Proc:
+        """``verifier serve`` on a free port, on the bench's Redis and state folder."""
+        port = procs.free_port()
+        argv = ["verifier", "serve", "--port", str(port), "--redis-url", self.redis_url, "--workers", str(workers)]
+        log = self.root / f"serve-{port}.log"
+        return procs.start_python(argv, log=log, env=self.env, ready_path="/readyz", port=port)
+
+    def requests(self, name: str, count: int) -> tuple[Path, int]:
+        """A requests file of ``count`` fresh tokens (licence numbers never used in this run)."""
+        from verifier.bench_mint import mint_bodies  # the issuer and its keys: only when benchmarking
+
+        path = self.root / f"{name}.txt"
+        written = bench_wrk.write_requests(path, self.key, mint_bodies(self.state, self.minted, count, SCENARIO))
+        self.minted += written
+        return path, written
+
+    def ceilings(self, warm_file: Path) -> dict[str, Any]:
+        """a, b and c, and the cross-check of a and c together."""
+        port = procs.free_port()
+        empty = procs.start_python(
+            ["verifier.bench_apps", "empty", "--port", str(port), "--redis-url", self.redis_url],
+            log=self.root / "empty.log", env=self.env, ready_path="/healthz", port=port,
+        )  # fmt: skip
+        try:
+            verify = _json_subprocess(
+                ["verifier.bench_apps", "verify", "--seconds", str(min(self.seconds, 3))], self.env, 60
+            )
+            url = f"http://127.0.0.1:{port}"
+            empty_run = bench_wrk.run(self.load, f"{url}/empty", warm_file, seconds=self.seconds, once=False)
+            http_redis = bench_wrk.run(self.load, f"{url}/redis", warm_file, seconds=self.seconds, once=False)
+        finally:
+            empty.stop()
+        redis_rt = _json_subprocess(
+            ["verifier.bench_apps", "redis", "--redis-url", self.redis_url, "--seconds", str(self.seconds),
+             "--concurrency", str(self.load.connections)], self.env, self.seconds + 60,
+        )  # fmt: skip
+        return {
+            "empty_http_rps": empty_run["rps"],
+            "es256_verify_per_s": verify["per_second"],
+            "redis_round_trips_per_s": redis_rt["per_second"],
+            "http_plus_redis_rps": http_redis["rps"],
+            "empty_http_wrk": empty_run,
+        }
+
+    def phase(self, path: Path, *, once: bool, seconds: float | None = None, **kw: Any) -> dict[str, Any]:
+        """One wrk run against the service, with the service's own counts and CPU use over it."""
+        port, pid = self.service.port, self.service.pid
+        before, cpu = _metrics(port), procs.cpu_seconds(pid)
+        started = time.perf_counter()
+        url = f"http://127.0.0.1:{port}/v1/scans"
+        result = bench_wrk.run(self.load, url, path, seconds=seconds or self.seconds, once=once, **kw)
+        wall = time.perf_counter() - started
+        result["service"] = _delta(_metrics(port), before)
+        result["service_cpu_cores"] = round((procs.cpu_seconds(pid) - cpu) / wall, 3)
+        return result
+
+    def redis_memory(self) -> int:
+        """Redis's own ``used_memory``."""
+        return _redis_memory(self.redis.port)
+
+
+def _scans(phase: dict[str, Any]) -> int:
+    return int(phase["service"]["accepted"] + phase["service"]["rejected"])
+
+
+def run_bench(
+    seconds: float = 5.0, *, threads: int = 2, connections: int = 32, memory_scans: int = 10_000
+) -> dict[str, Any]:
+    """Run every phase and return the figures (``docs/benchmark.md`` says what each means)."""
+    wrk, wrk_found = procs.find_wrk()
+    load = bench_wrk.Load(wrk, threads=threads, connections=connections)
+    out: dict[str, Any] = {"seconds": seconds, "cpus": os.cpu_count()}
+    out["load_generator"] = {"name": "wrk", "path": wrk, "how": wrk_found, "threads": threads,
+                             "connections": connections, "requests": "prepared in init(), one per token"}  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="verifier-bench-") as tmp, ExitStack() as stack:
+        bench = _Bench(stack, Path(tmp), load, seconds)
+        warm_file, _ = bench.requests("warm", 1)  # every request of every phase has this size
+        out["ceilings"] = c = bench.ceilings(warm_file)
+        ceiling = 1 / (1 / c["empty_http_rps"] + 1 / c["es256_verify_per_s"] + 1 / c["redis_round_trips_per_s"])
+
+        # Cold: every token new; enough of them for the composite ceiling and some.
+        started = time.perf_counter()
+        cold_file, cold_count = bench.requests("cold", math.ceil(ceiling * seconds * 1.3) + connections)
+        out["tokens"] = {"cold": cold_count, "mint_seconds": round(time.perf_counter() - started, 2)}
+        memory_before = bench.redis_memory()
+        with procs.RssSampler(bench.service.pid) as rss_cold:
+            out["cold"] = cold = bench.phase(cold_file, once=True)
+        # Warm: the same counter re-scans one token it has scanned.
+        with procs.RssSampler(bench.service.pid) as rss_warm:
+            out["warm"] = bench.phase(warm_file, once=False)
+        # Latency at half the cold throughput, paced, with tokens nobody has shown yet.
+        rate = max(1.0, cold["ok"] / (cold["duration_us"] / 1e6) / 2)
+        paced_conns = max(connections, 64)
+        paced_file, out["tokens"]["paced"] = bench.requests("paced", math.ceil(rate * seconds * 1.3) + paced_conns)
+        out["paced"] = paced = bench.phase(paced_file, once=True, rate=rate, connections=paced_conns)
+        paced["target_rps"] = round(rate, 1)
+        scans = _scans(cold) + _scans(paced)
+        if scans < memory_scans:  # more cold scans, only to weigh them in Redis
+            fill_file, out["tokens"]["memory_fill"] = bench.requests("fill", memory_scans - scans)
+            fill_seconds = math.ceil((memory_scans - scans) / max(1.0, cold["rps"]) * 1.2)  # wrk runs it all
+            scans += _scans(bench.phase(fill_file, once=True, seconds=fill_seconds))
+        memory_after = bench.redis_memory()
+        out["memory"] = {
+            "redis_used_memory_before": memory_before,
+            "redis_used_memory_after": memory_after,
+            "cold_scans_cached": scans,
+            "redis_bytes_per_scan": round((memory_after - memory_before) / max(1, scans), 1),
+            "worker_rss_cold": rss_cold.summary(),
+            "worker_rss_warm": rss_warm.summary(),
+        }
+        out["scale_out"] = _scale_out(bench, warm_file, max(1.0, seconds / 2))
+    out["ratios"] = ratios(out)
+    out["p99_target_ms"] = P99_TARGET_MS
+    return out
+
+
+def _scale_out(bench: _Bench, warm_file: Path, seconds: float) -> dict[str, Any]:
+    """``verifier serve --workers 2``: one port, two processes; both must take requests."""
+    serve = bench.serve(workers=2)
+    try:
+        deadline = time.monotonic() + 20
+        while procs.listeners(serve.port) < 2 and time.monotonic() < deadline:  # both workers have bound it
+            time.sleep(0.1)
+        workers = procs.workers_of(serve.pid)
+        cpu = [procs.cpu_seconds(w) for w in workers]
+        url = f"http://127.0.0.1:{serve.port}/v1/scans"
+        result = bench_wrk.run(bench.load, url, warm_file, seconds=seconds, once=False)
+        used = [round(procs.cpu_seconds(w) - c, 2) for w, c in zip(workers, cpu, strict=True)]
+    finally:
+        serve.stop()
+    return {
+        "workers": len(workers),
+        "rps": result["rps"],
+        "non_2xx": result["errors"]["status"],
+        "worker_cpu_seconds": used,
+        "every_worker_served": len(used) == 2 and min(used) > 0.1 * max(used) > 0,
+    }
+
+
+def _command(args: argparse.Namespace) -> int:
+    result = run_bench(args.seconds, threads=args.threads, connections=args.connections, memory_scans=args.memory_scans)
+    if args.json:
+        print(json.dumps(result, indent=2, ensure_ascii=False))
+    else:
+        print(describe(result))
+    return 0
+
+
+def register(sub: Any) -> None:
+    """Add ``verifier bench``."""
+    p = sub.add_parser("bench", help="the scan path against the ceilings of its parts (starts its own Redis)")
+    p.add_argument("--seconds", type=float, default=5.0, help="length of each measured phase (default 5)")
+    p.add_argument("--threads", type=int, default=2, help="wrk threads (default 2)")
+    p.add_argument("--connections", type=int, default=32, help="wrk connections (default 32)")
+    p.add_argument("--memory-scans", type=int, default=10_000, help="cold scans at least, to weigh in Redis")
+    p.add_argument("--json", action="store_true", help="print every figure as JSON")
+    p.set_defaults(func=_command)

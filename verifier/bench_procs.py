@@ -1,0 +1,179 @@
+"""The processes ``verifier bench`` starts and watches: a private redis-server, the service, the
+empty app, wrk. Every one is started on a free loopback port and stopped by its own process id."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def free_port() -> int:
+    """A loopback TCP port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Proc:
+    """A started process, its port and its log file."""
+
+    process: subprocess.Popen[bytes]
+    port: int
+    log: Path
+
+    @property
+    def pid(self) -> int:
+        """The process id."""
+        return self.process.pid
+
+    def stop(self) -> None:
+        """Terminate, then kill if it does not go within five seconds."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=5)
+
+
+def start(argv: list[str], *, port: int, log: Path, env: dict[str, str] | None = None) -> Proc:
+    """Start ``argv`` with its output in ``log``."""
+    with log.open("wb") as out:
+        process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env)
+    return Proc(process, port, log)
+
+
+def start_redis(directory: Path) -> Proc:
+    """redis-server on a free port, keeping nothing on disk; waits until it answers PING."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise RuntimeError("redis-server is not installed (apt-get install -y redis-server)")
+    port = free_port()
+    proc = start(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+         "--dir", str(directory), "--loglevel", "warning"],
+        port=port, log=directory / "redis.log",
+    )  # fmt: skip
+    _wait(lambda: _pings(port), proc, "redis-server")
+    return proc
+
+
+def _pings(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.2) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+def http_ok(url: str) -> bool:
+    """Whether GET ``url`` answers 200."""
+    try:
+        with urllib.request.urlopen(url, timeout=1) as response:  # noqa: S310 - loopback only
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
+def _wait(ready: object, proc: Proc, name: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.process.poll() is not None:
+            raise RuntimeError(f"{name} exited early: {proc.log.read_text(errors='replace')[-2000:]}")
+        if ready():  # type: ignore[operator]
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"{name} did not start within {timeout} s")
+
+
+def start_python(module_args: list[str], *, log: Path, env: dict[str, str], ready_path: str, port: int) -> Proc:
+    """``python -m …`` listening on ``port``; waits until ``ready_path`` answers 200."""
+    proc = start([sys.executable, "-m", *module_args], port=port, log=log, env=env)
+    _wait(lambda: http_ok(f"http://127.0.0.1:{port}{ready_path}"), proc, module_args[0])
+    return proc
+
+
+def find_wrk() -> tuple[str, str]:
+    """wrk's path and how it was found; installs Debian's package when it is missing."""
+    path = shutil.which("wrk")
+    if path:
+        return path, "found on PATH"
+    print("wrk is not installed: installing Debian's package `wrk` with apt-get", file=sys.stderr, flush=True)
+    subprocess.run(["apt-get", "update", "-qq"], check=False)  # noqa: S607 - Debian's own tool
+    subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=True)  # noqa: S607
+    path = shutil.which("wrk")
+    if path is None:
+        raise RuntimeError("wrk could not be installed (apt-get install -y wrk)")
+    return path, "installed now with apt-get (Debian package wrk)"
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _TICK
+
+
+def workers_of(pid: int) -> list[int]:
+    """The worker processes of ``verifier serve --workers N``: children started by multiprocessing's
+    spawn (not its resource tracker)."""
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    children = [int(p) for p in path.read_text().split()] if path.exists() else []
+    return [c for c in children if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()]
+
+
+def listeners(port: int) -> int:
+    """How many sockets listen on loopback TCP ``port`` (one per worker with SO_REUSEPORT)."""
+    lines = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    return sum(1 for ln in lines if ln.split()[1].endswith(f":{port:04X}") and ln.split()[3] == "0A")
+
+
+def rss_kib(pid: int) -> int:
+    """VmRSS of a process, in KiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+@dataclass
+class RssSampler:
+    """Samples VmRSS of one process every ``interval`` seconds in a thread, while in a ``with``."""
+
+    pid: int
+    interval: float = 0.25
+    samples: list[int] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def __enter__(self) -> RssSampler:
+        self.samples.append(rss_kib(self.pid))
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.samples.append(rss_kib(self.pid))
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        self.samples.append(rss_kib(self.pid))
+
+    def summary(self) -> dict[str, int]:
+        """Start, end and largest sample, in KiB."""
+        return {"start_kib": self.samples[0], "end_kib": self.samples[-1], "max_kib": max(self.samples)}
