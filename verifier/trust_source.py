@@ -64,11 +64,17 @@ class TrustSource:
             return bool(fresh.keys)
 
     async def refresh_for_unknown_kid(self) -> bool:
-        """Refresh because a token named an unknown key, at most once per ``min_refresh_interval``."""
-        if self._clock() - self._last_unknown_kid_refresh < self._min_interval:
-            return False
-        self._last_unknown_kid_refresh = self._clock()
-        return await self.refresh()
+        """Refresh because a token named an unknown key, at most once per ``min_refresh_interval``.
+        True when the trust list changed since the caller decided, so it decides again: a scan arriving
+        while another scan's refresh is under way waits for that refresh instead of being refused."""
+        before = self.current
+        if self._clock() - self._last_unknown_kid_refresh >= self._min_interval:
+            self._last_unknown_kid_refresh = self._clock()
+            await self.refresh()
+        else:
+            async with self._lock:  # a refresh under way: wait for the list it brings
+                pass
+        return self.current is not before
 
     async def _fetch(self, location: str) -> object:
         if location.startswith(("http://", "https://")):
