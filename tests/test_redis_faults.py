@@ -227,3 +227,23 @@ async def test_a_client_that_hangs_up_while_redis_is_frozen_gets_nothing_accepte
             if body["decision"] == "accepted":
                 accepted.setdefault(scan.number, set()).add(body["scan_id"])
     assert all(len(ids) == 1 for ids in accepted.values()), accepted
+
+
+async def test_a_burst_beyond_the_connection_pool_waits_instead_of_failing(
+    aiohttp_client: ClientFactory, scene: Scene, own_redis: RedisServer
+) -> None:
+    """300 scans arriving at once on one instance (more than its Redis connections) are all decided, none
+    refused with 503 while Redis is well."""
+    client = await aiohttp_client(scene.app(Settings(redis_url=own_redis.url)))
+    scans = [Scan(scene, f"51010013{i:04d}") for i in range(300)]
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:  # no client-side cap
+
+        async def one(i: int, scan: Scan) -> tuple[int, dict[str, Any]]:
+            body = {"token": scan.token, "scenario": SCENARIO}
+            async with session.post(client.make_url("/v1/scans"), json=body, headers=scene.auth(NOTARY[i % 3])) as r:
+                return r.status, await r.json(content_type=None)
+
+        answers = await asyncio.gather(*(one(i, s) for i, s in enumerate(scans)))
+    for scan, (status, body) in zip(scans, answers, strict=True):
+        assert (status, body.get("decision")) == (200, "accepted"), body
+        scan.check_own(body)

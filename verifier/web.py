@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from aiohttp import web
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry  # the asyncio client awaits its retry; the sync Retry never retries
 from redis.backoff import NoBackoff
 
@@ -262,15 +262,19 @@ def build_store(settings: Settings) -> ScanStore:
     if settings.redis_url is None:
         log.warning("no Redis URL: using the embedded in-process store — one instance only / 未配置Redis，仅限单实例")
         return MemoryStore()
-    client = Redis.from_url(
+    # A burst beyond the pool waits for a free connection (within the store timeout); the default pool
+    # answers "Too many connections" at once, a 503 although Redis is well.
+    pool = BlockingConnectionPool.from_url(
         settings.redis_url,
+        max_connections=128,
+        timeout=settings.store_timeout,
         decode_responses=True,
         socket_timeout=settings.store_timeout / 2,
         socket_connect_timeout=settings.store_timeout / 2,
         retry=Retry(NoBackoff(), 1),  # one fresh try covers a connection left stale by a restart
         health_check_interval=5,
     )
-    return RedisStore(client, op_timeout=settings.store_timeout)
+    return RedisStore(Redis.from_pool(pool), op_timeout=settings.store_timeout)  # the client owns and closes the pool
 
 
 def create_app(
