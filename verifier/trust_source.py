@@ -35,6 +35,7 @@ class TrustSource:
         self._clock = clock
         self._last_unknown_kid_refresh = -min_refresh_interval
         self._lock = asyncio.Lock()
+        self._file_stamp: tuple[int, int] | None = None  # (mtime, size) of the file last read
 
     @classmethod
     def static(cls, trust: TrustList) -> TrustSource:
@@ -68,7 +69,9 @@ class TrustSource:
         True when the trust list changed since the caller decided, so it decides again: a scan arriving
         while another scan's refresh is under way waits for that refresh instead of being refused."""
         before = self.current
-        if self._clock() - self._last_unknown_kid_refresh >= self._min_interval:
+        # A file that changed is read at once: a stat costs nothing, so forged unknown kids spending the
+        # rate limit cannot delay a rotation. A URL is fetched at most once per interval.
+        if self._clock() - self._last_unknown_kid_refresh >= self._min_interval or self._file_changed():
             self._last_unknown_kid_refresh = self._clock()
             await self.refresh()
         else:
@@ -76,12 +79,19 @@ class TrustSource:
                 pass
         return self.current is not before
 
+    def _file_changed(self) -> bool:
+        location = str(self.location) if self.location is not None else ""
+        if not location or location.startswith(("http://", "https://")):
+            return False
+        return _stamp(location) != self._file_stamp
+
     async def _fetch(self, location: str) -> object:
         if location.startswith(("http://", "https://")):
             timeout = aiohttp.ClientTimeout(total=5)
             async with aiohttp.ClientSession(timeout=timeout) as session, session.get(location) as response:
                 response.raise_for_status()
                 return await response.json(content_type=None)
+        self._file_stamp = _stamp(location)
         text = await asyncio.to_thread(Path(location).read_text, encoding="utf-8")
         return json.loads(text)
 
@@ -90,3 +100,11 @@ class TrustSource:
         while True:
             await asyncio.sleep(interval)
             await self.refresh()
+
+
+def _stamp(location: str) -> tuple[int, int] | None:
+    try:
+        st = Path(location).stat()
+    except OSError:
+        return None
+    return st.st_mtime_ns, st.st_size
