@@ -22,13 +22,14 @@ def free_port() -> int:
 class RedisServer:
     """Start, stop, pause and resume one redis-server process."""
 
-    def __init__(self, directory: Path, port: int | None = None) -> None:
+    def __init__(self, directory: Path, port: int | None = None, *, extra_args: tuple[str, ...] = ()) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
             raise RuntimeError("redis-server is not installed (apt-get install -y redis-server)")
         self.binary = binary
         self.directory = directory
         self.port = port or free_port()
+        self.extra_args = extra_args  # later options win: ("--appendonly", "yes") keeps claims across a restart
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -40,7 +41,7 @@ class RedisServer:
         """Start (or restart) the server on the same port and wait until it answers."""
         self.process = subprocess.Popen(
             [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(self.directory), "--loglevel", "warning"],
+             "--dir", str(self.directory), "--loglevel", "warning", *self.extra_args],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )  # fmt: skip
