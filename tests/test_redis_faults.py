@@ -247,3 +247,30 @@ async def test_a_burst_beyond_the_connection_pool_waits_instead_of_failing(
     for scan, (status, body) in zip(scans, answers, strict=True):
         assert (status, body.get("decision")) == (200, "accepted"), body
         scan.check_own(body)
+
+
+async def test_one_time_use_survives_a_restart_of_a_redis_with_its_append_only_file(
+    aiohttp_client: ClientFactory, scene: Scene, tmp_path: Path
+) -> None:
+    """Redis run as the compose file runs it (append-only file on) is killed and restarted: a code accepted
+    before is REPLAYED after it at another counter, and a revocation made before still holds."""
+    compose = (Path(__file__).parent.parent / "docker-compose.yml").read_text(encoding="utf-8")
+    assert '"--appendonly", "yes"' in compose
+    redis = RedisServer(tmp_path, extra_args=("--appendonly", "yes", "--appendfsync", "everysec"))
+    redis.start()
+    try:
+        client = await aiohttp_client(scene.app(Settings(redis_url=redis.url)))
+        used, revoked = Scan(scene, "510100140001"), Scan(scene, "510100140002")
+        assert (await post(client, scene, NOTARY[0], used.token))[1]["decision"] == "accepted"
+        revoke = {"type": "driving-licence", "province": "SC", "licence_no": revoked.number, "reason": "test"}
+        async with client.post("/v1/revocations", json=revoke, headers=scene.admin()) as response:
+            assert response.status == 200
+        redis.stop()
+        redis.start()
+        await until_ready(client)
+        _, replay, _ = await post(client, scene, NOTARY[1], used.token)
+        assert [r["code"] for r in replay["reasons"]] == ["REPLAYED"]
+        _, stopped, _ = await post(client, scene, NOTARY[1], revoked.token)
+        assert [r["code"] for r in stopped["reasons"]] == ["REVOKED"]
+    finally:
+        redis.stop()
