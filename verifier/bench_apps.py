@@ -24,6 +24,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from redis.asyncio import Redis
 
+from verifier.eventloop import new_event_loop
+
 _ANSWER = b'{"ok":true}'
 _KEY = "bench:ceiling"
 
@@ -103,11 +105,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=32)
     args = parser.parse_args(argv)
     if args.kind == "empty":
-        web.run_app(empty_app(args.redis_url), host="127.0.0.1", port=args.port, print=None, access_log=None)
+        app = empty_app(args.redis_url)
+        web.run_app(app, host="127.0.0.1", port=args.port, print=None, access_log=None, loop=new_event_loop())
     elif args.kind == "verify":
         print(json.dumps(verify_rate(args.seconds)), flush=True)
     else:
-        result = asyncio.run(redis_rate(args.redis_url, args.concurrency, args.seconds))
+        loop = new_event_loop()
+        try:
+            result = loop.run_until_complete(redis_rate(args.redis_url, args.concurrency, args.seconds))
+        finally:
+            loop.close()
         print(json.dumps(result), flush=True)
     return 0
 

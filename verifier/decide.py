@@ -74,7 +74,7 @@ class Decision:
 
 
 def decide(
-    token: str,
+    token: str | ParsedToken,
     *,
     trust: TrustList,
     catalogue: Catalogue,
@@ -83,9 +83,10 @@ def decide(
     now: float,
     policy: Policy = DEFAULT_POLICY,
 ) -> Decision:
-    """Decide on ``token`` shown at ``counter`` for ``scenario`` at time ``now`` (epoch seconds)."""
+    """Decide on ``token`` shown at ``counter`` for ``scenario`` at time ``now`` (epoch seconds).
+    ``token`` is its text, or what :func:`verifier.token.parse` made of it (the service parses once)."""
     try:
-        parsed = parse(token)
+        parsed = token if isinstance(token, ParsedToken) else parse(token)
     except TokenMalformed as exc:
         return Decision((Reason(exc.code, exc.detail),))
     reasons: list[Reason] = []

@@ -18,7 +18,7 @@ from verifier.decide import DEFAULT_POLICY, Decision, Policy, decide
 from verifier.decision_view import licence_view
 from verifier.reasons import Reason
 from verifier.store import REVOKED, Commit, ScanRecord, ScanStore, licence_tag
-from verifier.token import TokenMalformed, parse
+from verifier.token import ParsedToken, TokenMalformed, parse
 from verifier.trust_source import TrustSource
 
 
@@ -40,11 +40,10 @@ class _Identity:
     exp: int | None
 
 
-def _identity(token: str, catalogue: Catalogue) -> _Identity:
-    try:
-        claims = parse(token).claims
-    except TokenMalformed:
+def _identity(parsed: ParsedToken | None, catalogue: Catalogue) -> _Identity:
+    if parsed is None:
         return _Identity(None, None)
+    claims = parsed.claims
     seq, province, number, exp = (claims.get(n) for n in ("lt", "prv", "no", "exp"))
     licence_type = catalogue.licence_by_seq(seq) if type(seq) is int else None
     known = licence_type is not None and isinstance(province, str) and isinstance(number, str)
@@ -86,8 +85,9 @@ class ScanService:
         self.record_ttl = record_ttl
         # Tokens this process has scanned per counter: a re-scan asks the store first and skips
         # verification; a token new to this process is verified, and the commit still returns the
-        # cached scan if another instance made one. Bounded, oldest forgotten first.
-        self._seen: OrderedDict[tuple[str, str], None] = OrderedDict()
+        # cached scan if another instance made one. Bounded, oldest forgotten first. Each entry keeps
+        # the token's revocation identity ("" for none), so a re-scan needs no parsing either.
+        self._seen: OrderedDict[str, str] = OrderedDict()
         self._seen_capacity = seen_capacity
 
     async def scan(
@@ -98,17 +98,22 @@ class ScanService:
         now = self.clock()
         # The result cache is per counter, business and token: a re-scan for another business is decided anew.
         digest = token_digest(f"{scenario}\n{token}")
-        identity = _identity(token, self.catalogue)
-        tag = licence_tag(identity.revocation_key or digest)
-        seen_key = (counter.id, digest)
-        if seen_key in self._seen:
-            found = await self.store.lookup(tag, counter.id, digest, identity.revocation_key)
+        seen_key = f"{counter.id}\n{digest}"
+        known = self._seen.get(seen_key)
+        if known is not None:
+            found = await self.store.lookup(licence_tag(known or digest), counter.id, digest, known or None)
             if found is not None:
                 return self._result(found[0], cached=True, revoked=found[1])
+        try:
+            parsed: ParsedToken | None = parse(token)
+        except TokenMalformed:
+            parsed = None  # decide() names what is wrong with it
+        identity = _identity(parsed, self.catalogue)
+        tag = licence_tag(identity.revocation_key or digest)
 
         def decide_now() -> Decision:
             return decide(
-                token,
+                parsed or token,
                 trust=self.trust.current,
                 catalogue=self.catalogue,
                 counter=counter,
@@ -140,11 +145,11 @@ class ScanService:
             record_ttl=max(self.record_ttl, cache_ttl),
         )
         stored, cached, revoked = await self.store.commit(commit)
-        self._remember(seen_key)
+        self._remember(seen_key, identity.revocation_key or "")
         return self._result(stored, cached=cached, revoked=revoked)
 
-    def _remember(self, key: tuple[str, str]) -> None:
-        self._seen[key] = None
+    def _remember(self, key: str, identity: str) -> None:
+        self._seen[key] = identity
         self._seen.move_to_end(key)
         if len(self._seen) > self._seen_capacity:
             self._seen.popitem(last=False)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import multiprocessing
 import os
 import signal
@@ -103,12 +102,20 @@ def _serve(args: argparse.Namespace) -> int:
 def _run_worker(settings: Any, log_level: str, reuse_port: bool) -> None:
     from aiohttp import web
 
+    from verifier.eventloop import new_event_loop
+    from verifier.logsink import configure
     from verifier.web import create_app
 
-    logging.basicConfig(level=getattr(logging, log_level.upper()), format="%(message)s", stream=sys.stdout)
+    configure(log_level)  # a JSON line per scan, written in batches rather than a write per line
     print(f"verifier listening on http://{settings.host}:{settings.port} (pid {os.getpid()})", flush=True)
     web.run_app(
-        create_app(settings), host=settings.host, port=settings.port, reuse_port=reuse_port, print=None, access_log=None
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        reuse_port=reuse_port,
+        print=None,
+        access_log=None,
+        loop=new_event_loop(),
     )
 
 

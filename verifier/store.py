@@ -17,6 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
+import orjson
+
 # How a stored scan's outcome was settled by the store itself (first character of a stored record).
 AS_DECIDED, REPLAYED, REVOKED = "A", "P", "V"
 STATS_TTL = 2 * 24 * 3600  # per-minute buckets are kept two days
@@ -39,17 +41,17 @@ class ScanRecord:
 
     def to_json(self) -> str:
         """Compact JSON for storage."""
-        return json.dumps(
-            [self.scan_id, self.counter, self.scenario, self.checked_at, self.decision,
-             self.reasons, self.licence, self.operator, self.serial_no],
-            ensure_ascii=False,
-            separators=(",", ":"),
-        )  # fmt: skip
+        fields = [self.scan_id, self.counter, self.scenario, self.checked_at, self.decision,
+                  self.reasons, self.licence, self.operator, self.serial_no]  # fmt: skip
+        try:
+            return orjson.dumps(fields).decode("utf-8")
+        except TypeError:  # a lone surrogate in a client's field: the standard encoder writes what it can
+            return json.dumps(fields, ensure_ascii=False, separators=(",", ":"))
 
     @classmethod
     def from_json(cls, text: str) -> ScanRecord:
         """The inverse of :meth:`to_json`."""
-        f = json.loads(text)
+        f = orjson.loads(text)
         return cls(f[0], f[1], f[2], f[3], f[4], tuple((c, d) for c, d in f[5]), f[6], f[7], f[8])
 
     def settled(self, status: str) -> ScanRecord:

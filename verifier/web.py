@@ -13,6 +13,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+import orjson
 from aiohttp import web
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry  # the asyncio client awaits its retry; the sync Retry never retries
@@ -41,9 +42,11 @@ _TOKEN_FIELD_MAX = 8192
 
 
 def _json(data: Any, status: int = 200) -> web.Response:
-    return web.Response(
-        status=status, body=json.dumps(data, ensure_ascii=False).encode("utf-8"), content_type="application/json"
-    )
+    try:
+        body = orjson.dumps(data, option=orjson.OPT_NON_STR_KEYS)
+    except TypeError:  # an integer beyond 64 bits
+        body = json.dumps(data, ensure_ascii=False).encode("utf-8")
+    return web.Response(status=status, body=body, content_type="application/json")
 
 
 def _unavailable(detail: str, settings: Settings) -> ProblemError:
@@ -105,7 +108,11 @@ async def _json_body(request: web.Request) -> dict[str, Any]:
         raise ProblemError(415, f"charset must be utf-8, not {request.charset!r}")
     raw = await request.read()  # raises 413 past client_max_size
     try:
-        body = json.loads(raw.decode("utf-8"))
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:  # strict RFC 8259: what it refuses, the standard parser judges and names
+        body = None
+    try:
+        body = json.loads(raw.decode("utf-8")) if body is None else body
     except UnicodeDecodeError:
         raise ProblemError(400, "body is not valid UTF-8") from None
     except (ValueError, RecursionError) as exc:
@@ -156,6 +163,13 @@ async def post_scan(request: web.Request) -> web.Response:
     return _json(scan_document(result))
 
 
+def _json_line(data: dict[str, Any]) -> str:
+    try:
+        return orjson.dumps(data).decode("utf-8")
+    except TypeError:  # a lone surrogate in a client's field
+        return json.dumps(data, ensure_ascii=False)
+
+
 def _log_scan(
     result: ScanResult, counter: Counter, elapsed: float, *, operator: str | None, serial_no: str | None
 ) -> None:
@@ -164,7 +178,7 @@ def _log_scan(
     record = result.record
     if scan_log.isEnabledFor(logging.INFO):
         scan_log.info(
-            json.dumps(
+            _json_line(
                 {
                     "event": "scan",
                     "scan_id": record.scan_id,
@@ -179,8 +193,7 @@ def _log_scan(
                     "reasons": [code for code, _ in record.reasons],
                     "cached": result.cached,
                     "ms": round(elapsed * 1000, 2),
-                },
-                ensure_ascii=False,
+                }
             )
         )
 
