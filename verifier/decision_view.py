@@ -48,3 +48,40 @@ def decision_document(
         "cached": cached,
         "checked_at": checked_at,
     }
+
+
+# A stored scan keeps only what the catalogue cannot give back, under one-letter names: a cached scan
+# then takes a quarter of the memory (see docs/benchmark.md). Names, seq and the unit's name come back
+# from the catalogue when the scan is answered again.
+_STORED = (("t", "type"), ("p", "issuing_province"), ("c", "channel"), ("h", "holder"), ("n", "licence_no"),
+           ("f", "valid_from"), ("v", "valid_until"), ("a", "attributes"))  # fmt: skip
+
+
+def stored_licence(view: dict[str, Any]) -> dict[str, Any]:
+    """The part of a :func:`licence_view` that a stored scan keeps."""
+    stored = {short: view[name] for short, name in _STORED}
+    stored["u"] = view["issuing_unit"]["code"]
+    return stored
+
+
+def expand_licence(stored: dict[str, Any] | None, catalogue: Catalogue) -> dict[str, Any] | None:
+    """The :func:`licence_view` again from what :func:`stored_licence` kept (a full view, as scans
+    stored by earlier versions hold, is returned as it is)."""
+    if stored is None or "t" not in stored:
+        return stored
+    lt = catalogue.licences.get(stored["t"])
+    unit = catalogue.units.get(stored["u"])
+    return {
+        "type": stored["t"],
+        "seq": lt.seq if lt else None,
+        "name_zh": lt.name_zh if lt else None,
+        "name_en": lt.name_en if lt else None,
+        "issuing_province": stored["p"],
+        "issuing_unit": {"code": stored["u"], "name_zh": unit.name_zh if unit else None},
+        "channel": stored["c"],
+        "holder": stored["h"],
+        "licence_no": stored["n"],
+        "valid_from": stored["f"],
+        "valid_until": stored["v"],
+        "attributes": stored["a"],
+    }

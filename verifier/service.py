@@ -9,13 +9,13 @@ import secrets
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
 from verifier.catalogue import PROVINCES, Catalogue, Counter
 from verifier.decide import DEFAULT_POLICY, Decision, Policy, decide
-from verifier.decision_view import licence_view
+from verifier.decision_view import expand_licence, licence_view, stored_licence
 from verifier.reasons import Reason
 from verifier.store import REVOKED, Commit, ScanRecord, ScanStore, licence_tag
 from verifier.token import ParsedToken, TokenMalformed, parse
@@ -181,7 +181,7 @@ class ScanService:
             checked_at=datetime.fromtimestamp(now, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
             decision=decision.decision,
             reasons=tuple((r.code, r.detail) for r in decision.reasons),
-            licence=view,
+            licence=stored_licence(view) if view else None,
             operator=operator,
             serial_no=serial_no,
         )
@@ -189,8 +189,18 @@ class ScanService:
     def _result(self, record: ScanRecord, *, cached: bool, revoked: bool) -> ScanResult:
         if revoked and record.decision == "accepted":
             record = record.settled(REVOKED)
+        record = self._expanded(record)
         licence = record.licence or {}
         return ScanResult(record, cached, licence.get("type", "-"), licence.get("issuing_province", "-"))
+
+    def _expanded(self, record: ScanRecord) -> ScanRecord:
+        """The record with its licence view whole again (the store keeps only the token's part)."""
+        return replace(record, licence=expand_licence(record.licence, self.catalogue)) if record.licence else record
+
+    async def get_scan(self, scan_id: str) -> ScanRecord | None:
+        """A stored scan by id, as it was answered."""
+        record = await self.store.get_scan(scan_id)
+        return None if record is None else self._expanded(record)
 
     async def revoke(
         self, licence_type: str, province: str, licence_no: str, *, reason: str, restore: bool = False

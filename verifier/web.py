@@ -201,7 +201,7 @@ def _log_scan(
 async def get_scan(request: web.Request) -> web.Response:
     """GET /v1/scans/{scan_id}: the decision again, for the counter that made it."""
     counter = _counter(request)
-    record = await request.app[appkeys.SERVICE].store.get_scan(request.match_info["scan_id"])
+    record = await request.app[appkeys.SERVICE].get_scan(request.match_info["scan_id"])
     if record is None or record.counter != counter.id:
         raise ProblemError(404, "no such scan for this counter")
     return _json(scan_document(ScanResult(record, False, "-", "-")))
