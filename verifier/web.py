@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 from aiohttp import web
-from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio import ConnectionPool, Redis
 from redis.asyncio.retry import Retry  # the asyncio client awaits its retry; the sync Retry never retries
 from redis.backoff import NoBackoff
 
@@ -270,24 +270,28 @@ async def metrics(request: web.Request) -> web.Response:
     return web.Response(text=request.app[appkeys.METRICS].render(), content_type="text/plain", charset="utf-8")
 
 
+_REDIS_CONNECTIONS = 128
+
+
 def build_store(settings: Settings) -> ScanStore:
     """Redis when a URL is given, else the embedded in-process store."""
     if settings.redis_url is None:
         log.warning("no Redis URL: using the embedded in-process store — one instance only / 未配置Redis，仅限单实例")
         return MemoryStore()
-    # A burst beyond the pool waits for a free connection (within the store timeout); the default pool
-    # answers "Too many connections" at once, a 503 although Redis is well.
-    pool = BlockingConnectionPool.from_url(
+    # A burst beyond the pool waits for a free turn (within the store timeout: RedisStore's max_in_flight);
+    # the pool alone would answer "Too many connections" at once, a 503 although Redis is well.
+    pool = ConnectionPool.from_url(
         settings.redis_url,
-        max_connections=128,
-        timeout=settings.store_timeout,
+        max_connections=_REDIS_CONNECTIONS,
         decode_responses=True,
         socket_timeout=settings.store_timeout / 2,
         socket_connect_timeout=settings.store_timeout / 2,
         retry=Retry(NoBackoff(), 1),  # one fresh try covers a connection left stale by a restart
         health_check_interval=5,
     )
-    return RedisStore(Redis.from_pool(pool), op_timeout=settings.store_timeout)  # the client owns and closes the pool
+    return RedisStore(  # the client owns and closes the pool
+        Redis.from_pool(pool), op_timeout=settings.store_timeout, max_in_flight=_REDIS_CONNECTIONS
+    )
 
 
 def create_app(
