@@ -39,7 +39,8 @@ def describe(r: dict[str, Any]) -> str:
     lg = r["load_generator"]
     lines = [
         f"load generator: wrk ({lg['path']}, {lg['how']}), {lg['threads']} threads, {lg['connections']} connections, "
-        f"{r['seconds']} s a phase, requests prepared in advance; {r['cpus']} CPUs",
+        f"{r['seconds']} s a phase, requests prepared in advance; {r['cpus']} CPUs; event loop {r['event_loop']}",
+        f"{r['rounds']} rounds of a, b, c, cold and warm in turn; each figure is the median round",
         "ceilings (a, b, c):",
         f"  a  empty aiohttp POST handler, same request   {c['empty_http_rps']:>10,.0f} req/s"
         f"  (wrk used {c['empty_http_wrk']['wrk_cpu_cores']:.2f} cores)",
@@ -56,6 +57,7 @@ def describe(r: dict[str, Any]) -> str:
             f"{name:5}  {p['rps']:>8,.0f} req/s  p50 {_ms(lat['p50'])}  p99 {_ms(lat['p99'])}  "
             f"non-2xx {p['errors']['status']}  accepted {p['service']['accepted']} cached {p['service']['cached']}  "
             f"service CPU {p['service_cpu_cores']:.2f} cores, wrk CPU {p['wrk_cpu_cores']:.2f} cores"
+            + (f"  rounds {p['rps_rounds']}" if "rps_rounds" in p else "")
             + (f"  tokens ran out ({p['exhausted']} times)" if p["exhausted"] else "")
         )
     lines += [
