@@ -15,6 +15,7 @@ import pytest
 from verifier.bench_report import ratios
 
 pytestmark = [
+    pytest.mark.bench,
     pytest.mark.redis,
     pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed (apt-get install -y wrk)"),
 ]
@@ -24,7 +25,7 @@ pytestmark = [
 def result() -> dict[str, Any]:
     """One quick run of the whole bench, through the command line."""
     done = subprocess.run(
-        [sys.executable, "-m", "verifier", "bench", "--seconds", "1", "--memory-scans", "0", "--json"],
+        [sys.executable, "-m", "verifier", "bench", "--seconds", "1", "--rounds", "1", "--memory-scans", "0", "--json"],
         capture_output=True,
         text=True,
         timeout=120,

@@ -187,7 +187,8 @@ def run_bench(
             runs["c"].append(bench.redis_rate())
             # Cold: every token new; enough of them for the composite ceiling and some.
             a, b, c = runs["a"][-1]["rps"], runs["b"][-1], runs["c"][-1]
-            cold_file, count = bench.requests(f"cold{turn}", math.ceil(seconds * 1.3 / (1 / a + 1 / b + 1 / c)) + 64)
+            expected = max((r["rps"] * 1.5 for r in runs["cold"]), default=1.1 / (1 / a + 1 / b + 1 / c))
+            cold_file, count = bench.requests(f"cold{turn}", math.ceil(expected * seconds) + 64)
             out["tokens"]["cold"] += count
             with procs.RssSampler(bench.service.pid) as rss:
                 runs["cold"].append(bench.phase(cold_file, once=True))
@@ -208,7 +209,7 @@ def run_bench(
         out["cold"], out["warm"] = cold, _ = _median_run(runs["cold"]), _median_run(runs["warm"])
         # Latency at half the cold throughput, paced, with tokens nobody has shown yet.
         rate = max(1.0, cold["rps"] / 2)
-        paced_seconds, paced_conns = max(4.0, seconds), max(connections, 64)
+        paced_seconds, paced_conns = 2.0 * seconds, max(connections, 64)
         paced_file, out["tokens"]["paced"] = bench.requests("paced", math.ceil(rate * paced_seconds * 1.3) + 64)
         paced = bench.phase(paced_file, once=True, rate=rate, connections=paced_conns, seconds=paced_seconds)
         out["paced"] = {**paced, "target_rps": round(rate, 1)}
