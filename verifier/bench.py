@@ -127,13 +127,14 @@ class _Bench:
     def phase(self, path: Path, *, once: bool, seconds: float | None = None, **kw: Any) -> dict[str, Any]:
         """One wrk run against the service, with the service's own counts and CPU use over it."""
         port, pid = self.service.port, self.service.pid
-        before, cpu = _metrics(port), procs.cpu_seconds(pid)
+        before, cpu, redis_cpu = _metrics(port), procs.cpu_seconds(pid), procs.cpu_seconds(self.redis.pid)
         started = time.perf_counter()
         url = f"http://127.0.0.1:{port}/v1/scans"
         result = bench_wrk.run(self.load, url, path, seconds=seconds or self.seconds, once=once, **kw)
         wall = time.perf_counter() - started
         result["service"] = _delta(_metrics(port), before)
         result["service_cpu_cores"] = round((procs.cpu_seconds(pid) - cpu) / wall, 3)
+        result["redis_cpu_cores"] = round((procs.cpu_seconds(self.redis.pid) - redis_cpu) / wall, 3)
         return result
 
     def redis_memory(self) -> int:

@@ -56,7 +56,8 @@ def describe(r: dict[str, Any]) -> str:
         lines.append(
             f"{name:5}  {p['rps']:>8,.0f} req/s  p50 {_ms(lat['p50'])}  p99 {_ms(lat['p99'])}  "
             f"non-2xx {p['errors']['status']}  accepted {p['service']['accepted']} cached {p['service']['cached']}  "
-            f"service CPU {p['service_cpu_cores']:.2f} cores, wrk CPU {p['wrk_cpu_cores']:.2f} cores"
+            f"CPU: service {p['service_cpu_cores']:.2f}, Redis {p['redis_cpu_cores']:.2f}, "
+            f"wrk {p['wrk_cpu_cores']:.2f} cores"
             + (f"  rounds {p['rps_rounds']}" if "rps_rounds" in p else "")
             + (f"  tokens ran out ({p['exhausted']} times)" if p["exhausted"] else "")
         )
