@@ -55,6 +55,8 @@ def test_every_figure_is_reported(result: dict[str, Any]) -> None:
     for phase in ("worker_rss_cold", "worker_rss_warm"):
         assert set(memory[phase]) == {"start_kib", "end_kib", "max_kib"}
     assert result["load_generator"]["name"] == "wrk"
+    assert result["rounds"] == 1
+    assert result["cold"]["rps_rounds"] == [result["cold"]["rps"]]
 
 
 def test_ratios_are_computed_from_the_figures(result: dict[str, Any]) -> None:

@@ -14,13 +14,11 @@ import argparse
 import json
 import math
 import os
-import re
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -32,37 +30,6 @@ from verifier.bench_report import describe, ratios
 COUNTER = "cq-notary-zhixin-01"
 SCENARIO = "notary-driving-licence"
 P99_TARGET_MS = 10.0
-
-
-def _metrics(port: int) -> dict[str, float]:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
-        text = response.read().decode()
-    out = {}
-    for name, key in (('verifier_scans_total{decision="accepted"}', "accepted"),
-                      ('verifier_scans_total{decision="rejected"}', "rejected"),
-                      ("verifier_cache_hits_total", "cached")):  # fmt: skip
-        match = re.search("^" + re.escape(name) + r" (\S+)$", text, re.MULTILINE)
-        out[key] = float(match.group(1)) if match else 0.0
-    return out
-
-
-def _redis_memory(port: int) -> int:
-    done = subprocess.run(
-        ["redis-cli", "-p", str(port), "info", "memory"],  # noqa: S607 - Debian's client beside redis-server
-        capture_output=True,
-        text=True,
-        timeout=10,
-        check=True,
-    )
-    return int(re.search(r"used_memory:(\d+)", done.stdout).group(1))  # type: ignore[union-attr]
-
-
-def _json_subprocess(args: list[str], env: dict[str, str], timeout: float) -> dict[str, Any]:
-    done = subprocess.run(
-        [sys.executable, "-m", *args], capture_output=True, text=True, env=env, timeout=timeout, check=True
-    )
-    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    return result
 
 
 def _delta(after: dict[str, float], before: dict[str, float]) -> dict[str, int]:
@@ -116,30 +83,30 @@ class _Bench:
     def verify_rate(self) -> float:
         """b: raw ES256 verifications a second, in a process of its own."""
         args = ["verifier.bench_apps", "verify", "--seconds", str(min(self.seconds, 1.5))]
-        return float(_json_subprocess(args, self.env, 60)["per_second"])
+        return float(procs.json_subprocess(args, self.env, 60)["per_second"])
 
     def redis_rate(self) -> float:
         """c: Redis round trips a second from one process, as many in flight as wrk has connections."""
         args = ["verifier.bench_apps", "redis", "--redis-url", self.redis_url, "--seconds", str(self.seconds),
                 "--concurrency", str(self.load.connections)]  # fmt: skip
-        return float(_json_subprocess(args, self.env, self.seconds + 60)["per_second"])
+        return float(procs.json_subprocess(args, self.env, self.seconds + 60)["per_second"])
 
     def phase(self, path: Path, *, once: bool, seconds: float | None = None, **kw: Any) -> dict[str, Any]:
         """One wrk run against the service, with the service's own counts and CPU use over it."""
         port, pid = self.service.port, self.service.pid
-        before, cpu, redis_cpu = _metrics(port), procs.cpu_seconds(pid), procs.cpu_seconds(self.redis.pid)
+        before, cpu, redis_cpu = procs.service_metrics(port), procs.cpu_seconds(pid), procs.cpu_seconds(self.redis.pid)
         started = time.perf_counter()
         url = f"http://127.0.0.1:{port}/v1/scans"
         result = bench_wrk.run(self.load, url, path, seconds=seconds or self.seconds, once=once, **kw)
         wall = time.perf_counter() - started
-        result["service"] = _delta(_metrics(port), before)
+        result["service"] = _delta(procs.service_metrics(port), before)
         result["service_cpu_cores"] = round((procs.cpu_seconds(pid) - cpu) / wall, 3)
         result["redis_cpu_cores"] = round((procs.cpu_seconds(self.redis.pid) - redis_cpu) / wall, 3)
         return result
 
     def redis_memory(self) -> int:
         """Redis's own ``used_memory``."""
-        return _redis_memory(self.redis.port)
+        return procs.redis_memory(self.redis.port)
 
 
 def _scans(phase: dict[str, Any]) -> int:
@@ -258,7 +225,13 @@ def _scale_out(bench: _Bench, warm_file: Path, seconds: float) -> dict[str, Any]
 
 
 def _command(args: argparse.Namespace) -> int:
-    result = run_bench(args.seconds, threads=args.threads, connections=args.connections, memory_scans=args.memory_scans)
+    result = run_bench(
+        args.seconds,
+        rounds=args.rounds,
+        threads=args.threads,
+        connections=args.connections,
+        memory_scans=args.memory_scans,
+    )
     if args.json:
         print(json.dumps(result, indent=2, ensure_ascii=False))
     else:

@@ -3,7 +3,9 @@ empty app, wrk. Every one is started on a free loopback port and stopped by its 
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -13,6 +15,7 @@ import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 _TICK = os.sysconf("SC_CLK_TCK")
 
@@ -177,3 +180,37 @@ class RssSampler:
     def summary(self) -> dict[str, int]:
         """Start, end and largest sample, in KiB."""
         return {"start_kib": self.samples[0], "end_kib": self.samples[-1], "max_kib": max(self.samples)}
+
+
+def service_metrics(port: int) -> dict[str, float]:
+    """The service's own counts of scans (accepted, rejected, cached), from its ``/metrics``."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    out = {}
+    for name, key in (('verifier_scans_total{decision="accepted"}', "accepted"),
+                      ('verifier_scans_total{decision="rejected"}', "rejected"),
+                      ("verifier_cache_hits_total", "cached")):  # fmt: skip
+        match = re.search("^" + re.escape(name) + r" (\S+)$", text, re.MULTILINE)
+        out[key] = float(match.group(1)) if match else 0.0
+    return out
+
+
+def redis_memory(port: int) -> int:
+    """Redis's own ``used_memory``, from ``INFO memory``."""
+    done = subprocess.run(
+        ["redis-cli", "-p", str(port), "info", "memory"],  # noqa: S607 - Debian's client beside redis-server
+        capture_output=True,
+        text=True,
+        timeout=10,
+        check=True,
+    )
+    return int(re.search(r"used_memory:(\d+)", done.stdout).group(1))  # type: ignore[union-attr]
+
+
+def json_subprocess(args: list[str], env: dict[str, str], timeout: float) -> dict[str, Any]:
+    """Run ``python -m ARGS`` and read the JSON of its last line."""
+    done = subprocess.run(
+        [sys.executable, "-m", *args], capture_output=True, text=True, env=env, timeout=timeout, check=True
+    )
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
