@@ -53,7 +53,7 @@ def test_every_figure_is_reported(result: dict[str, Any]) -> None:
     assert memory["redis_used_memory_after"] > memory["redis_used_memory_before"]
     assert memory["redis_bytes_per_scan"] > 0
     for phase in ("worker_rss_cold", "worker_rss_warm"):
-        assert set(memory[phase]) == {"start_kib", "end_kib", "max_kib"}
+        assert set(memory[phase]) == {"start_kib", "end_kib", "max_kib", "growth_within_kib"}
     assert result["load_generator"]["name"] == "wrk"
     assert result["rounds"] == 1
     assert result["cold"]["rps_rounds"] == [result["cold"]["rps"]]

@@ -121,9 +121,11 @@ def _median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _rss(samplers: list[procs.RssSampler]) -> dict[str, int]:
+    """First and last sample over phases of one kind, and how much it grew within those phases."""
     samples = [s.summary() for s in samplers]
     return {"start_kib": samples[0]["start_kib"], "end_kib": samples[-1]["end_kib"],
-            "max_kib": max(s["max_kib"] for s in samples)}  # fmt: skip
+            "max_kib": max(s["max_kib"] for s in samples),
+            "growth_within_kib": sum(s["end_kib"] - s["start_kib"] for s in samples)}  # fmt: skip
 
 
 def run_bench(

@@ -71,8 +71,12 @@ def describe(r: dict[str, Any]) -> str:
         f"{q['empty_handler_over_warm']:.1f}x warm",
         f"Redis memory: {m['redis_bytes_per_scan']:,.0f} bytes per cached scan over {m['cold_scans_cached']:,} scans"
         + ("" if m["cold_scans_cached"] >= 10_000 else " (fewer than 10,000: see --memory-scans)"),
-        "worker RSS: cold {start_kib:,} -> {end_kib:,} KiB (max {max_kib:,}), ".format(**m["worker_rss_cold"])
-        + "warm {start_kib:,} -> {end_kib:,} KiB (max {max_kib:,})".format(**m["worker_rss_warm"]),
+        "worker RSS: cold phases {start_kib:,} -> {end_kib:,} KiB, grew {growth_within_kib:,} KiB within them; ".format(
+            **m["worker_rss_cold"]
+        )
+        + "warm phases {start_kib:,} -> {end_kib:,} KiB, grew {growth_within_kib:,} KiB within them".format(
+            **m["worker_rss_warm"]
+        ),
         f"scale-out: --workers {r['scale_out']['workers']} on one port: {r['scale_out']['rps']:,.0f} req/s warm, "
         f"worker CPU seconds {r['scale_out']['worker_cpu_seconds']}, "
         f"every worker served: {r['scale_out']['every_worker_served']}",
