@@ -193,3 +193,21 @@ def test_admin_key_is_printed_once_and_stored_hashed(state: dict[str, str]) -> N
     assert principal == "@admin"
     assert len(secret) >= 40
     assert secret not in stored
+
+
+def test_workers_exit_when_their_master_is_killed(state: dict[str, str], redis_server: RedisServer) -> None:
+    """A master killed outright (SIGKILL) leaves no worker holding the port: they notice and exit."""
+    port = free_port()
+    args = ["serve", "--port", str(port), "--workers", "2", "--redis-url", redis_server.url]
+    master = subprocess.Popen([sys.executable, "-m", "verifier", *args], env=state, stdout=subprocess.PIPE, text=True)
+    try:
+        _wait_ready(port)
+        children = Path(f"/proc/{master.pid}/task/{master.pid}/children").read_text().split()
+        assert len(children) >= 2
+    finally:
+        master.kill()
+        master.communicate(timeout=20)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(Path(f"/proc/{pid}").exists() for pid in children):
+        time.sleep(0.2)
+    assert not [pid for pid in children if Path(f"/proc/{pid}").exists()]

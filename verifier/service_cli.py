@@ -8,6 +8,7 @@ import multiprocessing
 import os
 import signal
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -81,7 +82,9 @@ def _serve(args: argparse.Namespace) -> int:
         _run_worker(settings, args.log_level, reuse_port=False)
         return 0
     workers = [
-        multiprocessing.get_context("spawn").Process(target=_run_worker, args=(settings, args.log_level, True))
+        multiprocessing.get_context("spawn").Process(
+            target=_run_worker, args=(settings, args.log_level, True), kwargs={"master": os.getpid()}
+        )
         for _ in range(args.workers)
     ]
     for worker in workers:
@@ -99,13 +102,26 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_worker(settings: Any, log_level: str, reuse_port: bool) -> None:
+def _exit_with(master: int) -> None:
+    """A worker whose master is gone (even killed outright) exits too, freeing the shared port."""
+
+    def watch() -> None:
+        while os.getppid() == master:
+            time.sleep(1)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="master-watch", daemon=True).start()
+
+
+def _run_worker(settings: Any, log_level: str, reuse_port: bool, master: int | None = None) -> None:
     from aiohttp import web
 
     from verifier.eventloop import new_event_loop
     from verifier.logsink import configure
     from verifier.web import create_app
 
+    if master is not None:
+        _exit_with(master)
     configure(log_level)  # a JSON line per scan, written in batches rather than a write per line
     print(f"verifier listening on http://{settings.host}:{settings.port} (pid {os.getpid()})", flush=True)
     web.run_app(
