@@ -22,7 +22,7 @@ from verifier.problems import ProblemError
 from verifier.reasons import MESSAGES
 
 # The API's own authentication, so that the console's key is checked exactly as a scan's is.
-from verifier.web import _counter
+from verifier.web_edge import counter_of
 
 STATIC = Path(__file__).parent / "static"
 CSP = (
@@ -180,7 +180,7 @@ async def dashboard(request: web.Request) -> web.Response:
 
 async def counters_me(request: web.Request) -> web.Response:
     """GET /v1/counters/me: the signed-in counter and the businesses it may do."""
-    counter = _counter(request)
+    counter = counter_of(request)
     scenarios = request.app[appkeys.SERVICE].catalogue.scenarios
     document = {
         "id": counter.id,

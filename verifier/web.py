@@ -23,15 +23,25 @@ from verifier import appkeys
 from verifier.catalogue import PROVINCES, Catalogue, Counter
 from verifier.catalogue_load import load_catalogue
 from verifier.catalogue_view import catalogue_document
-from verifier.counter_keys import ADMIN, ApiKeys
+from verifier.counter_keys import ApiKeys
 from verifier.metrics import Metrics
-from verifier.problems import ProblemError, problem
+from verifier.problems import ProblemError
 from verifier.service import ScanResult, ScanService, scan_document
 from verifier.settings import Settings
 from verifier.stats import stats_document
 from verifier.store import MemoryStore, ScanStore, StoreUnavailableError
 from verifier.store_redis import RedisStore
 from verifier.trust_source import TrustSource
+from verifier.web_edge import (
+    counter_of,
+    json_body,
+    json_response,
+    optional_field,
+    problem_middleware,
+    require_admin,
+    required_field,
+    unavailable,
+)
 
 log = logging.getLogger("verifier")
 scan_log = logging.getLogger("verifier.scan")
@@ -41,118 +51,15 @@ _FIELD_MAX = 64  # serial numbers, operator ids, licence numbers
 _TOKEN_FIELD_MAX = 8192
 
 
-def _json(data: Any, status: int = 200) -> web.Response:
-    try:
-        body = orjson.dumps(data, option=orjson.OPT_NON_STR_KEYS)
-    except TypeError:  # an integer beyond 64 bits
-        body = json.dumps(data, ensure_ascii=False).encode("utf-8")
-    return web.Response(status=status, body=body, content_type="application/json")
-
-
-def _unavailable(detail: str, settings: Settings) -> ProblemError:
-    return ProblemError(503, detail, headers={"Retry-After": str(settings.retry_after_seconds)})
-
-
-@web.middleware
-async def problem_middleware(request: web.Request, handler: Callable[[web.Request], Any]) -> web.StreamResponse:
-    """Turn every failure into problem+json; never a traceback in a body."""
-    try:
-        response: web.StreamResponse = await handler(request)
-    except ProblemError as exc:
-        return exc.response()
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            raise
-        return problem(
-            exc.status,
-            exc.reason or exc.text or "",
-            headers={"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None,
-        )
-    except StoreUnavailableError as exc:
-        request.app[appkeys.METRICS].store_errors += 1
-        return _unavailable(f"state store unavailable: {exc}", request.app[appkeys.SETTINGS]).response()
-    except Exception:
-        log.exception("unhandled error on %s %s", request.method, request.path)
-        return problem(500, "internal error; the scan was not decided")
-    return response
-
-
-def _principal(request: web.Request) -> str:
-    header = request.headers.get("Authorization", "")
-    scheme, _, key = header.partition(" ")
-    who = request.app[appkeys.API_KEYS].principal(key.strip()) if scheme.lower() == "bearer" and key else None
-    if who is None:
-        raise ProblemError(
-            401, "no or wrong API key (Authorization: Bearer <key>)", headers={"WWW-Authenticate": "Bearer"}
-        )
-    return who
-
-
-def _counter(request: web.Request) -> Counter:
-    who = _principal(request)
-    counter = request.app[appkeys.SERVICE].catalogue.counters.get(who)
-    if counter is None:
-        raise ProblemError(401, "this key is not a counter's key", headers={"WWW-Authenticate": "Bearer"})
-    return counter
-
-
-def _admin(request: web.Request) -> None:
-    if _principal(request) != ADMIN:
-        raise ProblemError(403, "this needs the administrator's key")
-
-
-async def _json_body(request: web.Request) -> dict[str, Any]:
-    if request.content_type != "application/json":
-        raise ProblemError(415, f"Content-Type must be application/json, not {request.content_type!r}")
-    if request.charset not in (None, "utf-8", "UTF-8"):
-        raise ProblemError(415, f"charset must be utf-8, not {request.charset!r}")
-    raw = await request.read()  # raises 413 past client_max_size
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError:  # strict RFC 8259: what it refuses, the standard parser judges and names
-        body = None
-    try:
-        body = json.loads(raw.decode("utf-8")) if body is None else body
-    except UnicodeDecodeError:
-        raise ProblemError(400, "body is not valid UTF-8") from None
-    except (ValueError, RecursionError) as exc:
-        raise ProblemError(400, f"body is not valid JSON: {str(exc)[:120]}") from None
-    if not isinstance(body, dict):
-        raise ProblemError(400, "body must be a JSON object")
-    return body
-
-
-def _optional(body: dict[str, Any], name: str, max_len: int) -> str | None:
-    value = body.get(name)
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise ProblemError(400, f"field {name!r} must be a string", field=name)
-    if len(value) > max_len:
-        raise ProblemError(400, f"field {name!r} is longer than {max_len} characters", field=name)
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:  # JSON may escape a lone surrogate (\ud800), which no UTF-8 text holds
-        raise ProblemError(400, f"field {name!r} holds a lone surrogate escape, not text", field=name) from None
-    return value
-
-
-def _required(body: dict[str, Any], name: str, max_len: int) -> str:
-    value = _optional(body, name, max_len)
-    if not value:
-        raise ProblemError(400, f"field {name!r} is required and must be a non-empty string", field=name)
-    return value
-
-
 async def post_scan(request: web.Request) -> web.Response:
     """POST /v1/scans: a counter posts a shown token."""
     started = time.perf_counter()
-    counter = _counter(request)
-    body = await _json_body(request)
-    token = _required(body, "token", _TOKEN_FIELD_MAX)
-    scenario = _required(body, "scenario", _FIELD_MAX)
-    serial_no = _optional(body, "serial_no", _FIELD_MAX)
-    operator = _optional(body, "operator", _FIELD_MAX)
+    counter = counter_of(request)
+    body = await json_body(request)
+    token = required_field(body, "token", _TOKEN_FIELD_MAX)
+    scenario = required_field(body, "scenario", _FIELD_MAX)
+    serial_no = optional_field(body, "serial_no", _FIELD_MAX)
+    operator = optional_field(body, "operator", _FIELD_MAX)
     service = request.app[appkeys.SERVICE]
     if scenario not in service.catalogue.scenarios:
         raise ProblemError(422, f"unknown scenario {scenario!r}", field="scenario", allowed=list(counter.scenarios))
@@ -160,7 +67,7 @@ async def post_scan(request: web.Request) -> web.Response:
     elapsed = time.perf_counter() - started
     request.app[appkeys.METRICS].observe(result.record.decision, result.cached, elapsed)
     _log_scan(result, counter, elapsed, operator=operator, serial_no=serial_no)
-    return _json(scan_document(result))
+    return json_response(scan_document(result))
 
 
 def _json_line(data: dict[str, Any]) -> str:
@@ -200,22 +107,22 @@ def _log_scan(
 
 async def get_scan(request: web.Request) -> web.Response:
     """GET /v1/scans/{scan_id}: the decision again, for the counter that made it."""
-    counter = _counter(request)
+    counter = counter_of(request)
     record = await request.app[appkeys.SERVICE].get_scan(request.match_info["scan_id"])
     if record is None or record.counter != counter.id:
         raise ProblemError(404, "no such scan for this counter")
-    return _json(scan_document(ScanResult(record, False, "-", "-")))
+    return json_response(scan_document(ScanResult(record, False, "-", "-")))
 
 
 async def post_revocation(request: web.Request) -> web.Response:
     """POST /v1/revocations: an issuing unit revokes (or restores) a licence."""
-    _admin(request)
-    body = await _json_body(request)
+    require_admin(request)
+    body = await json_body(request)
     service = request.app[appkeys.SERVICE]
-    licence_type = _required(body, "type", _FIELD_MAX)
-    province = _required(body, "province", _FIELD_MAX)
-    licence_no = _required(body, "licence_no", _FIELD_MAX)
-    reason = _optional(body, "reason", 200) or ""
+    licence_type = required_field(body, "type", _FIELD_MAX)
+    province = required_field(body, "province", _FIELD_MAX)
+    licence_no = required_field(body, "licence_no", _FIELD_MAX)
+    reason = optional_field(body, "reason", 200) or ""
     restore = body.get("restore", False)
     if not isinstance(restore, bool):
         raise ProblemError(400, "field 'restore' must be a boolean", field="restore")
@@ -227,42 +134,44 @@ async def post_revocation(request: web.Request) -> web.Response:
         raise ProblemError(422, f"unknown province {province!r}", field="province", allowed=list(PROVINCES))
     await service.revoke(licence_type, province, licence_no, reason=reason, restore=restore)
     log.info(json.dumps({"event": "revocation", "type": licence_type, "province": province, "restore": restore}))
-    return _json(
+    return json_response(
         {"type": licence_type, "province": province, "licence_no": licence_no, "revoked": not restore, "reason": reason}
     )
 
 
 async def get_stats(request: web.Request) -> web.Response:
     """GET /v1/stats: 核验证照落地实效 figures."""
-    _admin(request)
-    return _json(stats_document(await request.app[appkeys.SERVICE].store.stats()))
+    require_admin(request)
+    return json_response(stats_document(await request.app[appkeys.SERVICE].store.stats()))
 
 
 async def get_catalogue(request: web.Request) -> web.Response:
     """GET /v1/catalogue."""
-    return _json(catalogue_document(request.app[appkeys.SERVICE].catalogue))
+    return json_response(catalogue_document(request.app[appkeys.SERVICE].catalogue))
 
 
 async def get_trust_list(request: web.Request) -> web.Response:
     """GET /v1/trust-list: the keys in use, with their provinces and units."""
-    return _json(request.app[appkeys.SERVICE].trust.current.jwks())
+    return json_response(request.app[appkeys.SERVICE].trust.current.jwks())
 
 
 async def healthz(request: web.Request) -> web.Response:
     """Liveness: the process answers."""
-    return _json({"status": "ok"})
+    return json_response({"status": "ok"})
 
 
 async def readyz(request: web.Request) -> web.Response:
     """Readiness: trust list loaded and store reachable."""
     service = request.app[appkeys.SERVICE]
     if not service.trust.loaded:
-        raise _unavailable("trust list not loaded", request.app[appkeys.SETTINGS])
+        raise unavailable("trust list not loaded", request.app[appkeys.SETTINGS])
     try:
         await service.store.ping()
     except StoreUnavailableError as exc:
-        raise _unavailable(f"state store unreachable: {exc}", request.app[appkeys.SETTINGS]) from None
-    return _json({"status": "ready", "keys": len(service.trust.current.keys), "store": type(service.store).__name__})
+        raise unavailable(f"state store unreachable: {exc}", request.app[appkeys.SETTINGS]) from None
+    return json_response(
+        {"status": "ready", "keys": len(service.trust.current.keys), "store": type(service.store).__name__}
+    )
 
 
 async def metrics(request: web.Request) -> web.Response:
