@@ -110,8 +110,13 @@ def test_serve_refuses_workers_without_redis(state: dict[str, str]) -> None:
     assert "--redis-url" in done.stderr
 
 
+def _revoke(licence_no: str, *options: str) -> list[str]:
+    """The command line revoking a Sichuan driving licence."""
+    return ["revoke", "--type", "driving-licence", "--province", "SC", "--licence-no", licence_no, *options]
+
+
 async def test_revoke_command_through_the_service(
-    aiohttp_server: ServerFactory, catalogue: Catalogue, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    aiohttp_server: ServerFactory, catalogue: Catalogue, tmp_path: Path
 ) -> None:
     """`verifier revoke --url … --admin-key …` revokes a licence on the running service: its next scan is REVOKED."""
     scene = Scene.build(catalogue, tmp_path)
@@ -119,41 +124,15 @@ async def test_revoke_command_through_the_service(
     token = scene.driving_licence("SC", licence_no="51010077")
     admin = scene.admin()["Authorization"].split()[1]
     url = f"http://127.0.0.1:{server.port}"
-    args = [
-        "revoke",
-        "--type",
-        "driving-licence",
-        "--province",
-        "SC",
-        "--licence-no",
-        "51010077",
-        "--reason",
-        "吊销",
-        "--url",
-        url,
-        "--admin-key",
-        admin,
-    ]
-    assert await asyncio.to_thread(main, args) == 0
+    assert (
+        await asyncio.to_thread(main, _revoke("51010077", "--reason", "吊销", "--url", url, "--admin-key", admin)) == 0
+    )
     body = {"token": token, "scenario": "notary-driving-licence"}
     result = await asyncio.to_thread(
         _post, f"{url}/v1/scans", body, scene.auth("cq-notary-zhixin-01")["Authorization"].split()[1]
     )
     assert [r["code"] for r in result["reasons"]] == ["REVOKED"]
-    wrong = [
-        "revoke",
-        "--type",
-        "driving-licence",
-        "--province",
-        "SC",
-        "--licence-no",
-        "1",
-        "--url",
-        url,
-        "--admin-key",
-        "@admin.wrong",
-    ]
-    assert await asyncio.to_thread(main, wrong) == 2
+    assert await asyncio.to_thread(main, _revoke("1", "--url", url, "--admin-key", "@admin.wrong")) == 2
 
 
 async def test_revoke_command_straight_into_redis(
@@ -164,17 +143,7 @@ async def test_revoke_command_straight_into_redis(
     server = await aiohttp_server(scene.app(Settings(redis_url=redis_server.url)))
     url = f"http://127.0.0.1:{server.port}/v1/scans"
     key = scene.auth("cq-notary-zhixin-01")["Authorization"].split()[1]
-    args = [
-        "revoke",
-        "--type",
-        "driving-licence",
-        "--province",
-        "SC",
-        "--licence-no",
-        "51010088",
-        "--redis-url",
-        redis_server.url,
-    ]
+    args = _revoke("51010088", "--redis-url", redis_server.url)
     assert await asyncio.to_thread(main, args) == 0
     body = {"token": scene.driving_licence("SC", licence_no="51010088"), "scenario": "notary-driving-licence"}
     revoked = await asyncio.to_thread(_post, url, body, key)
