@@ -32,6 +32,11 @@ class Policy:
 DEFAULT_POLICY = Policy()
 
 
+def revocation_key(licence_type: str, province: str, licence_no: str) -> str:
+    """The identity of a licence as a revocation names it."""
+    return f"{licence_type}|{province}|{licence_no}"
+
+
 @dataclass(frozen=True, slots=True)
 class Licence:
     """What a verified token says about the licence shown."""
@@ -49,7 +54,7 @@ class Licence:
     @property
     def revocation_key(self) -> str:
         """The identity a revocation names: type, issuing province, licence number."""
-        return f"{self.type}|{self.province}|{self.licence_no}"
+        return revocation_key(self.type, self.province, self.licence_no)
 
 
 @dataclass(frozen=True, slots=True)

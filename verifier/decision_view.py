@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from verifier.catalogue import Catalogue
@@ -35,16 +36,26 @@ def licence_view(licence: Licence, catalogue: Catalogue) -> dict[str, Any]:
     }
 
 
+def trusted_licence_view(decision: Decision, catalogue: Catalogue) -> dict[str, Any] | None:
+    """The licence view of a decision, or None when the token could not be trusted."""
+    licence = decision.licence
+    return licence_view(licence, catalogue) if licence and licence.type in catalogue.licences else None
+
+
+def timestamp(now: float) -> str:
+    """``checked_at``: UTC, milliseconds, as every decision object gives it."""
+    return datetime.fromtimestamp(now, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 def decision_document(
     decision: Decision, catalogue: Catalogue, *, scan_id: str | None, cached: bool, checked_at: str
 ) -> dict[str, Any]:
     """The decision object; ``licence`` is null when the token could not be trusted."""
-    licence = decision.licence
     return {
         "scan_id": scan_id,
         "decision": decision.decision,
         "reasons": [r.as_dict() for r in decision.reasons],
-        "licence": licence_view(licence, catalogue) if licence and licence.type in catalogue.licences else None,
+        "licence": trusted_licence_view(decision, catalogue),
         "cached": cached,
         "checked_at": checked_at,
     }

@@ -10,12 +10,11 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 from typing import Any
 
 from verifier.catalogue import PROVINCES, Catalogue, Counter
-from verifier.decide import DEFAULT_POLICY, Decision, Policy, decide
-from verifier.decision_view import expand_licence, licence_view, stored_licence
+from verifier.decide import DEFAULT_POLICY, Decision, Policy, decide, revocation_key
+from verifier.decision_view import expand_licence, stored_licence, timestamp, trusted_licence_view
 from verifier.reasons import Reason
 from verifier.store import REVOKED, Commit, ScanRecord, ScanStore, licence_tag
 from verifier.token import ParsedToken, TokenMalformed, parse
@@ -56,11 +55,6 @@ def _identity(parsed: ParsedToken | None, catalogue: Catalogue) -> _Identity:
 def token_digest(text: str) -> str:
     """120 bits of SHA-256: names a token in cache keys without storing it."""
     return base64.urlsafe_b64encode(hashlib.sha256(text.encode("utf-8")).digest()[:15]).decode("ascii")
-
-
-def revocation_key(licence_type: str, province: str, licence_no: str) -> str:
-    """The identity a revocation names."""
-    return f"{licence_type}|{province}|{licence_no}"
 
 
 class ScanService:
@@ -137,9 +131,7 @@ class ScanService:
             tag=tag,
             digest=digest,
             jti=decision.jti if decision.accepted else None,
-            revocation_key=revocation_key(licence.type, licence.province, licence.licence_no)
-            if licence
-            else identity.revocation_key,
+            revocation_key=licence.revocation_key if licence else identity.revocation_key,
             stats_key=f"{stats_type}|{stats_province}|{counter.province}|{scenario}",
             cache_ttl=max(1, cache_ttl),
             record_ttl=max(self.record_ttl, cache_ttl),
@@ -172,13 +164,12 @@ class ScanService:
         operator: str | None,
         serial_no: str | None,
     ) -> ScanRecord:
-        licence = decision.licence
-        view = licence_view(licence, self.catalogue) if licence and licence.type in self.catalogue.licences else None
+        view = trusted_licence_view(decision, self.catalogue)
         return ScanRecord(
             scan_id=f"{tag}-{secrets.token_urlsafe(9)}",
             counter=counter.id,
             scenario=scenario,
-            checked_at=datetime.fromtimestamp(now, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            checked_at=timestamp(now),
             decision=decision.decision,
             reasons=tuple((r.code, r.detail) for r in decision.reasons),
             licence=stored_licence(view) if view else None,

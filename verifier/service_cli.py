@@ -25,7 +25,7 @@ def _read_token(value: str) -> str:
 def _check(args: argparse.Namespace) -> int:
     from verifier.catalogue_load import load_catalogue
     from verifier.decide import decide
-    from verifier.decision_view import decision_document
+    from verifier.decision_view import decision_document, timestamp
     from verifier.keys import local_trust_list
 
     cat = load_catalogue()
@@ -46,8 +46,7 @@ def _check(args: argparse.Namespace) -> int:
         scenario=args.scenario,
         now=now,
     )
-    checked_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
-    document = decision_document(decision, cat, scan_id=None, cached=False, checked_at=checked_at)
+    document = decision_document(decision, cat, scan_id=None, cached=False, checked_at=timestamp(now))
     if args.json:
         print(json.dumps(document, ensure_ascii=False, indent=2))
     else:
@@ -174,7 +173,7 @@ def _revoke_in_store(redis_url: str, body: dict[str, Any]) -> int:
 
     from verifier.catalogue import PROVINCES
     from verifier.catalogue_load import load_catalogue
-    from verifier.service import revocation_key
+    from verifier.decide import revocation_key
     from verifier.store_redis import RedisStore
 
     if body["type"] not in load_catalogue().licences or body["province"] not in PROVINCES:
