@@ -21,12 +21,12 @@ from verifier.catalogue import Catalogue
 from verifier.errors import VerifierError
 from verifier.issuer import MintRefused, mint
 from verifier.keys import KeyStore
+from verifier.problems import ProblemError, problem
 
 CATALOGUE = web.AppKey("issuer_catalogue", Catalogue)
 KEYS = web.AppKey("issuer_keys", KeyStore)
 CLOCK: web.AppKey[Callable[[], float]] = web.AppKey("issuer_clock")
 
-PROBLEM_TYPE = "urn:cy-licence-verifier:problem:"
 MAX_BODY = 16 * 1024
 # Request member -> (keyword of mint, JSON type, required)
 _FIELDS: dict[str, tuple[str, type, bool]] = {
@@ -39,20 +39,6 @@ _FIELDS: dict[str, tuple[str, type, bool]] = {
     "unit": ("unit", str, False),
     "attributes": ("attributes", dict, False),
 }
-
-
-class Problem(Exception):
-    """An error answer: RFC 9457 members plus extensions."""
-
-    def __init__(self, status: int, slug: str, title: str, detail: str, **extensions: Any) -> None:
-        super().__init__(detail)
-        self.body = {"type": PROBLEM_TYPE + slug, "title": title, "status": status, "detail": detail, **extensions}
-
-    def response(self) -> web.Response:
-        """The problem as an HTTP answer."""
-        return web.json_response(
-            self.body, status=self.body["status"], content_type="application/problem+json", dumps=_dumps
-        )
 
 
 def create_issuer_app(
@@ -83,9 +69,7 @@ async def _presentations(request: web.Request) -> web.Response:
     try:
         minted = mint(request.app[CATALOGUE], request.app[KEYS].keyring(now), now=now, **options)
     except MintRefused as exc:
-        raise Problem(
-            422, "mint-refused", "Not allowed by the catalogue", str(exc), field=exc.field, allowed=list(exc.allowed)
-        ) from None
+        raise ProblemError(422, str(exc), field=exc.field, allowed=list(exc.allowed)) from None
     answer = {"token": minted.token, "claims": minted.claims, "expires_at": minted.expires_at}
     return web.json_response({**answer, "kid": minted.kid, "size": minted.size}, dumps=_dumps)
 
@@ -120,8 +104,8 @@ def _options(body: dict[str, Any]) -> dict[str, Any]:
 _JSON_NAMES = {str: "a string", int: "an integer", dict: "an object of strings"}
 
 
-def _malformed(field: str, detail: str) -> Problem:
-    return Problem(400, "malformed-request", "Malformed request", detail, field=field)
+def _malformed(field: str, detail: str) -> ProblemError:
+    return ProblemError(400, detail, field=field)
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -131,18 +115,15 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 async def _problems(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
-    except Problem as problem:
-        return problem.response()
+    except ProblemError as exc:
+        return exc.response()
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        slug = (exc.reason or "error").lower().replace(" ", "-")
-        response = Problem(exc.status, slug, exc.reason or "Error", exc.reason or "Error").response()
-        if "Allow" in exc.headers:
-            response.headers["Allow"] = exc.headers["Allow"]
-        return response
+        allow = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
+        return problem(exc.status, exc.reason or exc.text or "", headers=allow)
     except VerifierError as exc:
-        return Problem(500, exc.code.lower().replace("_", "-"), "Issuer error", str(exc)).response()
+        return problem(500, f"[{exc.code}] {exc}")
 
 
 def _dumps(value: Any) -> str:
