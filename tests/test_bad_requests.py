@@ -2,29 +2,36 @@
 problem+json naming the problem — never a 500, never a traceback.
 
 Requests aiohttp's HTTP parser refuses before any handler runs (a header line past 8190 bytes, too
-many headers, a request line too long, a broken Content-Length) cannot pass through the problem
-middleware: aiohttp answers them itself with a short ``text/plain`` 400 and closes the connection.
-Those are tested on a real TCP server below, for what aiohttp does guarantee: a 4xx, no traceback,
-a closed connection and a server that goes on serving. SECURITY.md says so too.
+many headers, a request line too long, a broken Content-Length, TLS bytes on the plain port) never
+reach the problem middleware: the servers answer them through verifier.web_server's runner, which turns
+aiohttp's own answer into problem+json (431, 414 or 400) and closes the connection. Those are tested on
+a real TCP server started through that runner, and once on `verifier serve` itself. SECURITY.md says so too.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 
+from tests.redis_server import free_port
 from tests.scenes import Scene
 from verifier.catalogue import Catalogue
 from verifier.paths import schema_dir
 from verifier.settings import Settings
 from verifier.store import MemoryStore
+from verifier.web_server import ProblemRunner
 
 Client = TestClient[Any, Any]
 PROBLEM = "application/problem+json"
@@ -253,18 +260,24 @@ async def test_a_bad_revocation_is_a_400_naming_the_field(
     assert problem["field"] == field
 
 
-# --- requests aiohttp's parser refuses, on a real TCP server --------------------------------------
+# --- requests aiohttp's parser refuses, on a real TCP server -------------------------------------
+
+HEADER_LINE_20_KB = b"GET /healthz HTTP/1.1\r\nHost: t\r\nX-Big: " + b"a" * 20_000 + b"\r\n\r\n"
 
 
 @pytest.fixture
-async def server(aiohttp_server: Callable[..., Awaitable[TestServer]], scene: Scene) -> TestServer:
-    """The verifier on a real loopback TCP port."""
-    return await aiohttp_server(scene.app(store=MemoryStore()))
+async def server(scene: Scene) -> AsyncIterator[int]:
+    """The verifier on a real loopback TCP port, served as `verifier serve` serves it; yields the port."""
+    runner = ProblemRunner(scene.app(store=MemoryStore()), access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    yield int(runner.addresses[0][1])
+    await runner.cleanup()
 
 
-async def _exchange(server: TestServer, request: bytes) -> bytes:
+async def _exchange(port: int, request: bytes) -> bytes:
     """Send raw bytes and read until the server closes the connection (bounded in time)."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
     try:
         writer.write(request)
         await writer.drain()
@@ -277,34 +290,104 @@ def _status(answer: bytes) -> int:
     return int(answer.split(b" ", 2)[1])
 
 
+def _refusal(answer: bytes, status: int, *named: str) -> dict[str, Any]:
+    """Check a raw answer to a refused request: the status, a problem+json body naming ``named`` in Chinese
+    and English, no traceback, and the connection closed (the caller read it to its end)."""
+    head, _, raw = answer.partition(b"\r\n\r\n")
+    assert _status(answer) == status, answer[:300]
+    headers = head.decode("latin-1").lower()
+    assert "content-type: application/problem+json" in headers
+    text = raw.decode("utf-8")
+    assert "Traceback" not in text
+    assert 'File "' not in text
+    body: dict[str, Any] = json.loads(text)
+    assert body["status"] == status
+    assert body["type"].startswith("https://cy-licence.example/problems/")
+    for member in ("title", "detail"):
+        assert re.search("[\u4e00-\u9fff]", body[member]), f"no Chinese in {member}: {body}"
+        assert re.search("[A-Za-z]{3}", body[member]), f"no English in {member}: {body}"
+    for word in named:
+        assert word in body["detail"], body["detail"]
+    return body
+
+
 @pytest.mark.parametrize(
-    "request_bytes",
+    ("request_bytes", "status", "named"),
     [
-        b"GET /healthz HTTP/1.1\r\nHost: t\r\nX-Big: " + b"a" * 20_000 + b"\r\n\r\n",
-        b"GET /healthz HTTP/1.1\r\nHost: t\r\n" + b"".join(b"X-H%d: a\r\n" % i for i in range(300)) + b"\r\n",
-        b"GET /" + b"a" * 20_000 + b" HTTP/1.1\r\nHost: t\r\n\r\n",
-        b"POST /v1/scans HTTP/1.1\r\nHost: t\r\nContent-Length: abc\r\n\r\n",
-        b"POST /v1/scans HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
-        b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + b"\x00" * 64,
+        (HEADER_LINE_20_KB, 431, "header line"),
+        (b"GET /healthz HTTP/1.1\r\nHost: t\r\n" + b"".join(b"X-H%d: a\r\n" % i for i in range(300)) + b"\r\n",
+         431, "too many header"),
+        (b"GET /" + b"a" * 20_000 + b" HTTP/1.1\r\nHost: t\r\n\r\n", 414, "request line"),
+        (b"POST /v1/scans HTTP/1.1\r\nHost: t\r\nContent-Length: abc\r\n\r\n", 400, "Content-Length"),
+        (b"POST /v1/scans HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
+         400, "Transfer-Encoding"),
+        (b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + b"\x00" * 64, 400, "TLS"),
     ],
     ids=["header-line-20-kb", "300-headers", "request-line-20-kb", "bad-content-length", "length-and-chunked", "tls"],
-)
-async def test_what_the_http_parser_refuses_is_a_4xx_without_a_traceback(
-    server: TestServer, request_bytes: bytes, caplog: pytest.LogCaptureFixture
+)  # fmt: skip
+async def test_what_the_http_parser_refuses_is_a_problem_naming_it(
+    server: int, request_bytes: bytes, status: int, named: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """aiohttp's parser answers an oversized or broken request itself: a 4xx (text/plain, not problem+json — see
-    SECURITY.md), no traceback, the connection closed; and the server goes on serving."""
+    """A request aiohttp's parser refuses is a problem+json with its own status (431 for header size or
+    count, 414 for the request line, 400 otherwise) naming the part at fault, no traceback, the connection
+    closed; and the server goes on serving."""
     caplog.set_level("CRITICAL", logger="aiohttp.server")  # aiohttp logs each refusal with its stack
-    answer = await _exchange(server, request_bytes)
-    assert 400 <= _status(answer) < 500
-    head, _, body = answer.partition(b"\r\n\r\n")
-    assert b"Traceback" not in body
-    assert b"content-type: text/plain" in head.lower()
+    _refusal(await _exchange(server, request_bytes), status, named)
     healthy = await _exchange(server, b"GET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
     assert _status(healthy) == 200
 
 
-async def test_large_headers_within_the_parsers_limits_reach_the_problem_middleware(server: TestServer) -> None:
+async def test_an_unexpected_error_outside_the_middleware_is_a_problem_without_a_traceback() -> None:
+    """An exception no middleware catches reaches aiohttp's handle_error: through the runner it is a 500
+    problem+json, without the traceback aiohttp would print in debug mode, and the connection is closed."""
+
+    async def broken(request: web.Request) -> web.Response:
+        raise RuntimeError("boom")
+
+    app = web.Application()  # in debug mode, as the loop is here, aiohttp would answer with the traceback
+    app.router.add_get("/broken", broken)
+    runner = ProblemRunner(app, access_log=None)
+    loop = asyncio.get_running_loop()
+    loop.set_debug(True)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        request = b"GET /broken HTTP/1.1\r\nHost: t\r\nAccept: text/html\r\n\r\n"
+        body = _refusal(await _exchange(int(runner.addresses[0][1]), request), 500, "internal error")
+        assert "boom" not in body["detail"]
+    finally:
+        await runner.cleanup()
+        loop.set_debug(False)
+
+
+async def test_verifier_serve_answers_a_20_kb_header_line_with_a_431_problem(tmp_path: Path) -> None:
+    """`verifier serve` itself (its real runner, in its own process) answers a 20 KB header line with
+    a 431 problem+json and closes the connection; SIGTERM then stops it cleanly."""
+    port = free_port()
+    process = subprocess.Popen(  # noqa: ASYNC220 - started once, before any request
+        [sys.executable, "-m", "verifier", "serve", "--port", str(port), "--log-level", "warning"],
+        env={**os.environ, "VERIFIER_STATE_DIR": str(tmp_path / "state")},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                answer = await _exchange(port, HEADER_LINE_20_KB)
+                break
+            except OSError:  # not listening yet
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise AssertionError("verifier serve did not start") from None
+                await asyncio.sleep(0.1)
+    finally:
+        process.terminate()
+        output, _ = await asyncio.to_thread(process.communicate, timeout=20)
+    _refusal(answer, 431, "header line", "8190")
+    assert process.returncode == 0, output.decode(errors="replace")
+
+
+async def test_large_headers_within_the_parsers_limits_reach_the_problem_middleware(server: int) -> None:
     """Headers just within aiohttp's limits (a 7 KB Authorization header) get the service's own 401 problem+json."""
     request = (
         b"POST /v1/scans HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Type: application/json\r\n"

@@ -18,11 +18,13 @@ TITLES: dict[int, tuple[str, str]] = {
     404: ("not-found", "未找到 / Not found"),
     405: ("method-not-allowed", "不支持的方法 / Method not allowed"),
     413: ("too-large", "请求过大 / Request too large"),
+    414: ("request-line-too-long", "请求行过长 / Request line too long"),
     415: ("unsupported-media-type", "请使用 application/json / Use application/json"),
     422: ("unprocessable", "请求内容不被受理 / Request not processable"),
     431: ("headers-too-large", "请求头过大 / Request headers too large"),
     500: ("internal", "服务内部错误 / Internal error"),
     503: ("unavailable", "暂时无法核验，请稍后重试 / Cannot verify now, retry shortly"),
+    504: ("timeout", "处理超时 / Timed out"),
 }
 
 

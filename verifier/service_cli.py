@@ -113,25 +113,15 @@ def _exit_with(master: int) -> None:
 
 
 def _run_worker(settings: Any, log_level: str, reuse_port: bool, master: int | None = None) -> None:
-    from aiohttp import web
-
-    from verifier.eventloop import new_event_loop
     from verifier.logsink import configure
     from verifier.web import create_app
+    from verifier.web_server import run
 
     if master is not None:
         _exit_with(master)
     configure(log_level)  # a JSON line per scan, written in batches rather than a write per line
     print(f"verifier listening on http://{settings.host}:{settings.port} (pid {os.getpid()})", flush=True)
-    web.run_app(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        reuse_port=reuse_port,
-        print=None,
-        access_log=None,
-        loop=new_event_loop(),
-    )
+    run(create_app(settings), settings.host, settings.port, reuse_port=reuse_port)
 
 
 def _revoke(args: argparse.Namespace) -> int:
