@@ -15,6 +15,7 @@ import segno
 from aiohttp import web
 
 from tests.scenes import Scene
+from verifier.web_server import ProblemRunner
 
 if TYPE_CHECKING:
     from playwright.sync_api import Locator, Page
@@ -32,7 +33,7 @@ ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 def served(app: web.Application) -> Iterator[str]:
     """Serve ``app`` on a free loopback port from a thread with its own event loop; yield its URL."""
     loop = asyncio.new_event_loop()
-    runner = web.AppRunner(app, access_log=None)
+    runner = ProblemRunner(app, access_log=None)
     ready: list[int] = []
     started = threading.Event()
 

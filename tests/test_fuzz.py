@@ -29,6 +29,7 @@ from verifier.paths import schema_dir
 from verifier.settings import Settings
 from verifier.store import MemoryStore
 from verifier.token import b64url_decode_strict
+from verifier.web_server import ProblemRunner
 
 FAST = settings(max_examples=150, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 B64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
@@ -189,7 +190,7 @@ def live(catalogue: Catalogue, tmp_path_factory: pytest.TempPathFactory) -> Iter
     scene = Scene.build(catalogue, tmp_path_factory.mktemp("fuzz-live"))
     port = free_port()
     loop = asyncio.new_event_loop()
-    runner = web.AppRunner(scene.app(Settings(), store=MemoryStore()), access_log=None)
+    runner = ProblemRunner(scene.app(Settings(), store=MemoryStore()), access_log=None)
     started = threading.Event()
 
     def serve() -> None:

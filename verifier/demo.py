@@ -30,6 +30,7 @@ from verifier.store import MemoryStore
 from verifier.token import TYP, encode
 from verifier.trust_source import TrustSource
 from verifier.web import create_app
+from verifier.web_server import ProblemRunner
 
 
 @dataclass(frozen=True)
@@ -98,7 +99,7 @@ async def _run(as_json: bool) -> int:
         app = create_app(
             Settings(), store=MemoryStore(), trust=TrustSource.static(ring.trust_list()), catalogue=cat, api_keys=api
         )
-        runner = web.AppRunner(app, access_log=None)
+        runner = ProblemRunner(app, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()

@@ -147,14 +147,14 @@ def _jwks(_args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from aiohttp import web
-
     from verifier.issuer_web import create_issuer_app
+    from verifier.web_server import run
 
     catalogue, keys = _state()
     keys.keyring()  # create keys before the first request, not during it
     print(f"mock issuer: keys in {keys.directory}", file=sys.stderr)
-    web.run_app(create_issuer_app(catalogue, keys=keys), host=args.host, port=args.port)
+    print(f"mock issuer listening on http://{args.host}:{args.port}", file=sys.stderr)
+    run(create_issuer_app(catalogue, keys=keys), args.host, args.port)
     return 0
 
 
