@@ -52,7 +52,8 @@ async def store(request: pytest.FixtureRequest, redis_server: RedisServer) -> As
         return
     client = Redis.from_url(redis_server.url, decode_responses=True)
     await client.flushdb()
-    adapter = RedisStore(client)
+    await client.aclose()
+    adapter = RedisStore.from_url(redis_server.url)
     yield adapter
     await adapter.close()
 
@@ -149,12 +150,13 @@ async def test_redis_keys_expire_no_later_than_the_token(redis_server: RedisServ
     """In Redis the cache entry and the one-time claim carry the token's remaining life as TTL."""
     client = Redis.from_url(redis_server.url, decode_responses=True)
     await client.flushdb()
-    store = RedisStore(client)
+    store = RedisStore.from_url(redis_server.url)
     await store.commit(commit(record("a", "c1")))
     cache_ttl = await client.ttl(f"cy:{{{TAG}}}:c:c1:d1")
     claim_ttl = await client.ttl(f"cy:{{{TAG}}}:j:j1")
     record_ttl = await client.ttl(f"cy:{{{TAG}}}:s:{TAG}-a")
     await store.close()
+    await client.aclose()
     assert 0 < cache_ttl <= 300
     assert 0 < claim_ttl <= 300
     assert 300 < record_ttl <= 3600

@@ -159,8 +159,6 @@ def _revoke(args: argparse.Namespace) -> int:
 def _revoke_in_store(redis_url: str, body: dict[str, Any]) -> int:
     import asyncio
 
-    from redis.asyncio import Redis
-
     from verifier.catalogue import PROVINCES
     from verifier.catalogue_load import load_catalogue
     from verifier.decide import revocation_key
@@ -170,7 +168,7 @@ def _revoke_in_store(redis_url: str, body: dict[str, Any]) -> int:
         raise UsageError("unknown licence type or province; see `verifier catalogue`")
 
     async def run() -> None:
-        store = RedisStore(Redis.from_url(redis_url, decode_responses=True))
+        store = RedisStore.from_url(redis_url)
         try:
             key = revocation_key(body["type"], body["province"], body["licence_no"])
             await store.set_revoked(key, not body["restore"], body["reason"])

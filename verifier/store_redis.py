@@ -18,15 +18,12 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
-from collections.abc import Awaitable
-from typing import Any, TypeVar
+from typing import Any
 
-from redis import exceptions as redis_errors
-from redis.asyncio import Redis
+from redis.exceptions import NoScriptError, RedisError
 
+from verifier.redis_pipe import RedisPipe
 from verifier.store import STATS_TTL, Commit, ScanRecord, StoreUnavailableError, licence_tag, scan_tag
-
-T = TypeVar("T")
 
 # KEYS: 1 cache (c), 2 revocation (v), 3 statistics, 4 one-time claim (j), 5 record (s), 6 statistics of the day.
 # ARGV: 1 'lookup'|'commit', 2 record key prefix, 3 record, 4 counter, 5 cache TTL, 6 record TTL, 7 decision,
@@ -67,42 +64,39 @@ return {0, status, revoked}
 """
 _SCAN_SHA = hashlib.sha1(_SCAN_SCRIPT.encode("utf-8")).hexdigest()  # noqa: S324 - Redis names scripts by SHA-1
 
-_UNAVAILABLE = (redis_errors.ConnectionError, redis_errors.TimeoutError, redis_errors.BusyLoadingError, OSError)
-
 
 class RedisStore:
-    """Receives an already built ``redis.asyncio.Redis`` client (``decode_responses=True``)."""
+    """Every command goes through one :class:`verifier.redis_pipe.RedisPipe`, which bounds each in time
+    (``op_timeout``) and keeps replies aligned with their calls."""
 
-    def __init__(
-        self, client: Redis, *, op_timeout: float = 1.0, prefix: str = "cy:", max_in_flight: int | None = None
-    ) -> None:
-        self._redis = client
-        self._timeout = op_timeout
+    def __init__(self, pipe: RedisPipe, *, prefix: str = "cy:") -> None:
+        self._pipe = pipe
         self._prefix = prefix
-        # With ``max_in_flight``, a burst beyond it waits for a free turn (within the op timeout) rather
-        # than meeting a pool with no connection left: the bound a blocking pool gives, at less cost a call.
-        self._turns = asyncio.Semaphore(max_in_flight) if max_in_flight else None
 
-    async def _call(self, awaitable: Awaitable[T]) -> T:
-        """Bound every call in time and turn every way of failing into StoreUnavailableError."""
+    @classmethod
+    def from_url(
+        cls, url: str, *, op_timeout: float = 1.0, connect_timeout: float | None = None, prefix: str = "cy:"
+    ) -> RedisStore:
+        """A store on ``url`` (``redis://``, ``rediss://`` or ``unix://``, as redis-py reads it); connects at
+        the first call. ``connect_timeout`` defaults to half of ``op_timeout``."""
+        return cls(RedisPipe.from_url(url, timeout=op_timeout, connect_timeout=connect_timeout), prefix=prefix)
+
+    async def _call(self, *args: str | int) -> Any:
+        """One command; every way of failing becomes StoreUnavailableError."""
         try:
-            async with asyncio.timeout(self._timeout):
-                if self._turns is None:
-                    return await awaitable
-                async with self._turns:
-                    return await awaitable
-        except TimeoutError as exc:
-            raise StoreUnavailableError("Redis did not answer in time") from exc
-        except _UNAVAILABLE as exc:
+            return await self._pipe.call(*args)
+        except (RedisError, OSError) as exc:
             raise StoreUnavailableError(f"Redis unavailable: {exc}") from exc
 
     async def _script(self, keys: list[str], args: list[str | int]) -> Any:
-        # EVALSHA straight through the client: the script helper's wrappers cost more than the call.
         try:
-            return await self._redis.execute_command("EVALSHA", _SCAN_SHA, len(keys), *keys, *args)  # type: ignore[no-untyped-call]
-        except redis_errors.NoScriptError:  # a restarted or flushed Redis has forgotten it
-            await self._redis.script_load(_SCAN_SCRIPT)
-            return await self._redis.execute_command("EVALSHA", _SCAN_SHA, len(keys), *keys, *args)  # type: ignore[no-untyped-call]
+            try:
+                return await self._pipe.call("EVALSHA", _SCAN_SHA, len(keys), *keys, *args)
+            except NoScriptError:  # a restarted or flushed Redis has forgotten it; it did not run
+                await self._pipe.call("SCRIPT", "LOAD", _SCAN_SCRIPT)
+                return await self._pipe.call("EVALSHA", _SCAN_SHA, len(keys), *keys, *args)
+        except (RedisError, OSError) as exc:
+            raise StoreUnavailableError(f"Redis unavailable: {exc}") from exc
 
     def _keys(self, tag: str, counter: str, digest: str, revocation_key: str | None) -> list[str]:
         base = f"{self._prefix}{{{tag}}}:"
@@ -113,7 +107,7 @@ class RedisStore:
     ) -> tuple[ScanRecord, bool] | None:
         """See :meth:`verifier.store.ScanStore.lookup`."""
         keys = self._keys(tag, counter, digest, revocation_key)
-        reply: list[Any] = await self._call(self._script(keys, ["lookup", f"{self._prefix}{{{tag}}}:s:"]))
+        reply: list[Any] = await self._script(keys, ["lookup", f"{self._prefix}{{{tag}}}:s:"])
         if reply[0] != 1:
             return None
         stored: str = reply[1]
@@ -144,7 +138,7 @@ class RedisStore:
             "1" if commit.jti else "0",
             STATS_TTL,
         ]
-        reply: list[Any] = await self._call(self._script(keys, args))
+        reply: list[Any] = await self._script(keys, args)
         if reply[0] == 1:
             stored: str = reply[1]
             return ScanRecord.from_json(stored[1:]).settled(stored[0]), True, reply[2] == 1
@@ -152,33 +146,37 @@ class RedisStore:
 
     async def get_scan(self, scan_id: str) -> ScanRecord | None:
         """See :meth:`verifier.store.ScanStore.get_scan`."""
-        stored: Any = await self._call(self._redis.get(f"{self._prefix}{{{scan_tag(scan_id)}}}:s:{scan_id}"))
+        stored: Any = await self._call("GET", f"{self._prefix}{{{scan_tag(scan_id)}}}:s:{scan_id}")
         return None if stored is None else ScanRecord.from_json(stored[1:]).settled(stored[0])
 
     async def set_revoked(self, revocation_key: str, revoked: bool, reason: str) -> None:
         """See :meth:`verifier.store.ScanStore.set_revoked`."""
         key = f"{self._prefix}{{{licence_tag(revocation_key)}}}:v:{revocation_key}"
-        await self._call(self._redis.set(key, reason or "-") if revoked else self._redis.delete(key))
+        await (self._call("SET", key, reason or "-") if revoked else self._call("DEL", key))
 
     async def stats(self) -> dict[str, int]:
         """See :meth:`verifier.store.ScanStore.stats`."""
         now = time.time()
         days = {time.strftime("%Y%m%d", time.gmtime(now - d * 86400)) for d in (0, 1)}
-        async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.hgetall(f"{self._prefix}stats")
-            for day in sorted(days):
-                pipe.hgetall(f"{self._prefix}stats:d:{day}")
-            replies: list[dict[str, str]] = await self._call(pipe.execute())
+        keys = [f"{self._prefix}stats", *(f"{self._prefix}stats:d:{day}" for day in sorted(days))]
+        replies = await asyncio.gather(*(self._call("HGETALL", key) for key in keys))  # pipelined
         out: dict[str, int] = {}
-        for reply in replies:
+        for reply in map(_fields, replies):
             for name, value in reply.items():
                 out[name] = out.get(name, 0) + int(value)
         return out
 
     async def ping(self) -> None:
         """See :meth:`verifier.store.ScanStore.ping`."""
-        await self._call(self._redis.ping())
+        await self._call("PING")
 
     async def close(self) -> None:
         """See :meth:`verifier.store.ScanStore.close`."""
-        await self._redis.aclose()
+        await self._pipe.close()
+
+
+def _fields(reply: Any) -> dict[str, str]:
+    """HGETALL's reply as a dict: a flat list of names and values in RESP2, a map in RESP3."""
+    if isinstance(reply, dict):
+        return reply
+    return dict(zip(reply[::2], reply[1::2], strict=True))

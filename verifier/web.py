@@ -15,9 +15,6 @@ from typing import Any
 
 import orjson
 from aiohttp import web
-from redis.asyncio import ConnectionPool, Redis
-from redis.asyncio.retry import Retry  # the asyncio client awaits its retry; the sync Retry never retries
-from redis.backoff import NoBackoff
 
 from verifier import appkeys
 from verifier.catalogue import PROVINCES, Catalogue, Counter
@@ -179,29 +176,15 @@ async def metrics(request: web.Request) -> web.Response:
     return web.Response(text=request.app[appkeys.METRICS].render(), content_type="text/plain", charset="utf-8")
 
 
-_REDIS_CONNECTIONS = 128
-
-
 def build_store(settings: Settings) -> ScanStore:
     """Redis when a URL is given, else the embedded in-process store."""
     if settings.redis_url is None:
         log.warning("no Redis URL: using the embedded in-process store — one instance only / 未配置Redis，仅限单实例")
         return MemoryStore()
-    # A burst beyond the pool waits for a free turn (within the store timeout: RedisStore's max_in_flight);
-    # the pool alone would answer "Too many connections" at once, a 503 although Redis is well.
-    pool = ConnectionPool.from_url(
-        settings.redis_url,
-        max_connections=_REDIS_CONNECTIONS,
-        decode_responses=True,
-        # No socket timeout (redis-py's default is 5 s): RedisStore bounds every call in time (store_timeout),
-        # and a socket timeout costs each command an extra task and two timers.
-        socket_timeout=None,
-        socket_connect_timeout=settings.store_timeout / 2,
-        retry=Retry(NoBackoff(), 1),  # one fresh try covers a connection left stale by a restart
-        health_check_interval=5,
-    )
-    return RedisStore(  # the client owns and closes the pool
-        Redis.from_pool(pool), op_timeout=settings.store_timeout, max_in_flight=_REDIS_CONNECTIONS
+    # One multiplexed connection (verifier.redis_pipe): every call bounded by the store timeout, a burst
+    # queued on it rather than refused, and a connection lost to a restart replaced at the next call.
+    return RedisStore.from_url(
+        settings.redis_url, op_timeout=settings.store_timeout, connect_timeout=settings.store_timeout / 2
     )
 
 
