@@ -30,7 +30,6 @@ CSP = (
     "media-src 'self' blob: mediastream:; connect-src 'self'; object-src 'none'; base-uri 'none'; "
     "form-action 'self'; frame-ancestors 'none'"
 )
-_PAGES = ("/console", "/dashboard")
 _BAR = (
     '<header class="bar"><a class="skip" href="#main" data-en="Skip to content">跳到正文</a>'
     '<h1 data-en="{title_en}">{title}</h1><p class="who" id="who" hidden></p>'
@@ -73,8 +72,19 @@ def _page(title: str, body: str, *, style: str, scripts: tuple[str, ...], data: 
     )
 
 
+# Pages and their files: self-only CSP, no sniffing, no referrer, not framed. Set by their handlers, not by
+# an on_response_prepare signal, which would run for every answer of the API as well (scans included).
+_PAGE_HEADERS = {
+    "Content-Security-Policy": CSP,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+    "Cache-Control": "no-cache",
+}
+
+
 def _html(text: str) -> web.Response:
-    return web.Response(text=text, content_type="text/html", charset="utf-8")
+    return web.Response(text=text, content_type="text/html", charset="utf-8", headers=_PAGE_HEADERS)
 
 
 _CONSOLE = """<main id="main">
@@ -209,19 +219,10 @@ def _static_handler(root: Path) -> Callable[[web.Request], Awaitable[web.FileRes
         path = files.get(request.match_info["name"])
         if path is None:
             raise ProblemError(404, "no such file")
-        return web.FileResponse(path, headers={"Content-Type": _TYPES.get(path.suffix, "text/plain; charset=utf-8")})
+        content_type = _TYPES.get(path.suffix, "text/plain; charset=utf-8")
+        return web.FileResponse(path, headers={**_PAGE_HEADERS, "Content-Type": content_type})
 
     return static_file
-
-
-async def _security_headers(request: web.Request, response: web.StreamResponse) -> None:
-    """Pages and their files: self-only CSP, no sniffing, no referrer, not framed."""
-    if request.path in _PAGES or request.path.startswith("/static/"):
-        response.headers["Content-Security-Policy"] = CSP
-        response.headers["X-Content-Type-Options"] = "nosniff"
-        response.headers["Referrer-Policy"] = "no-referrer"
-        response.headers["X-Frame-Options"] = "DENY"
-        response.headers.setdefault("Cache-Control", "no-cache")
 
 
 def add_routes(app: web.Application) -> None:
@@ -230,4 +231,3 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/dashboard", dashboard)
     app.router.add_get("/v1/counters/me", counters_me)
     app.router.add_get("/static/{name:.+}", _static_handler(STATIC))
-    app.on_response_prepare.append(_security_headers)
