@@ -8,7 +8,9 @@ state and are added by the service around it (:mod:`verifier.service`).
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import math
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +19,7 @@ from verifier.reasons import Reason
 from verifier.token import ALGORITHMS, CLAIM_TYPES, HEADER_MEMBERS, TYP, ParsedToken, TokenMalformed, parse
 from verifier.trust import TrustedKey, TrustList
 
+_ALL_CLAIMS = frozenset(CLAIM_TYPES)
 # Licence validity dates are calendar dates in China Standard Time (UTC+8, no daylight saving).
 _CST = dt.timezone(dt.timedelta(hours=8))
 
@@ -100,7 +103,7 @@ def decide(
     bad = _malformed_claims(claims)
     if bad:
         reasons.append(Reason("CLAIMS_INVALID", "; ".join(bad)))
-    ok = {name for name in CLAIM_TYPES if not any(b.startswith(name + " ") for b in bad)}
+    ok = {name for name in CLAIM_TYPES if not any(b.startswith(name + " ") for b in bad)} if bad else _ALL_CLAIMS
     if {"iat", "exp"} <= ok:
         _check_times(claims["iat"], claims["exp"], now, policy, reasons)
     if key is not None:
@@ -217,7 +220,7 @@ def _check_rules(
     lt: LicenceType,
     *,
     claims: dict[str, Any],
-    ok: set[str],
+    ok: AbstractSet[str],
     catalogue: Catalogue,
     counter: Counter,
     scenario: str,
@@ -249,6 +252,7 @@ _EPOCH = dt.date(1970, 1, 1)
 _LAST_DAY = (dt.date.max - _EPOCH).days
 
 
+@functools.lru_cache(maxsize=4096)  # a scan looks at each of its two dates several times
 def _date_or_none(value: int) -> dt.date | None:
     """The calendar day ``value`` days after 1970-01-01, if it is one."""
     return _EPOCH + dt.timedelta(days=value) if 0 <= value <= _LAST_DAY else None
