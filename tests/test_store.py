@@ -160,3 +160,27 @@ async def test_redis_keys_expire_no_later_than_the_token(redis_server: RedisServ
     assert 0 < cache_ttl <= 300
     assert 0 < claim_ttl <= 300
     assert 300 < record_ttl <= 3600
+
+
+async def test_memory_store_sweeps_now_and_then_not_at_every_commit(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past 10,000 live entries a commit does not pass over all of them each time (a scan would cost more
+    with every entry); expired entries are still dropped, so memory follows the live tokens."""
+    now = [1000.0]
+    store = MemoryStore(clock=lambda: now[0])
+    sweeps = 0
+    sweep = store._sweep
+
+    def counted() -> None:
+        nonlocal sweeps
+        sweeps += 1
+        sweep()
+
+    monkeypatch.setattr(store, "_sweep", counted)
+    for i in range(12_000):  # two entries a commit, all alive
+        await store.commit(commit(record(f"s{i}", "c1"), f"d{i}", None))
+    assert 1 <= sweeps <= 2, sweeps
+    now[0] += 10_000  # every entry has expired
+    for i in range(30_000):
+        await store.commit(commit(record(f"late{i}", "c1"), f"late{i}", None))
+    assert len(store._values) == 2 * 30_000  # the 24,000 expired entries are gone, the live ones kept
+    assert sweeps <= 6, sweeps

@@ -21,6 +21,7 @@ import orjson
 
 # How a stored scan's outcome was settled by the store itself (first character of a stored record).
 AS_DECIDED, REPLAYED, REVOKED = "A", "P", "V"
+_SWEEP_FROM = 10_000  # the embedded store looks for expired entries once it holds more than this
 STATS_TTL = 2 * 24 * 3600  # per-minute buckets are kept two days
 
 
@@ -133,6 +134,7 @@ class MemoryStore:
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self._clock = clock
         self._values: dict[str, tuple[str, float]] = {}  # key -> (value, expires at)
+        self._sweep_above = _SWEEP_FROM
         self._revoked: dict[str, str] = {}
         self._stats: dict[str, int] = {}
 
@@ -175,8 +177,11 @@ class MemoryStore:
         found = await self.lookup(commit.tag, commit.record.counter, commit.digest, commit.revocation_key)
         if found is not None:
             return found[0], True, found[1]
-        if len(self._values) > 10_000:
+        if len(self._values) > self._sweep_above:
             self._sweep()
+            # The next sweep waits until as many entries again have come: sweeping at every commit once
+            # more than 10,000 are live would cost each scan a pass over all of them.
+            self._sweep_above = max(_SWEEP_FROM, 2 * len(self._values))
         status = AS_DECIDED
         revoked = commit.revocation_key is not None and commit.revocation_key in self._revoked
         if commit.record.decision == "accepted":
