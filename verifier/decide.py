@@ -16,7 +16,7 @@ from typing import Any
 
 from verifier.catalogue import PROVINCES, Catalogue, Counter, LicenceType
 from verifier.reasons import Reason
-from verifier.token import ALGORITHMS, CLAIM_TYPES, HEADER_MEMBERS, TYP, ParsedToken, TokenMalformed, parse
+from verifier.token import CLAIM_TYPES, HEADER_MEMBERS, TYP, ParsedToken, TokenMalformed, parse, verify_signature
 from verifier.trust import TrustedKey, TrustList
 
 _ALL_CLAIMS = frozenset(CLAIM_TYPES)
@@ -172,7 +172,7 @@ def _check_header_and_signature(
         return key, False
     if not key.valid_at(now):
         reasons.append(Reason("KEY_NOT_VALID", f"key {kid!r} is valid {key.valid_from}–{key.valid_until}"))
-    verified = ALGORITHMS[key.alg].verify(parsed.signing_input, key.public_key, parsed.signature)
+    verified = verify_signature(key.alg, parsed.signing_input, key.public_key, parsed.signature)
     if not verified:
         reasons.append(Reason("SIGNATURE_INVALID"))
     return key, verified and key.valid_at(now) and not extra and header.get("typ") == TYP

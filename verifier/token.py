@@ -28,6 +28,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from jwt.algorithms import Algorithm, ECAlgorithm, OKPAlgorithm
 
 TYP = "cylp"
@@ -56,6 +60,7 @@ ALGORITHMS: dict[str, Algorithm] = {
     "EdDSA": OKPAlgorithm(),
 }
 
+_ECDSA_SHA256 = ec.ECDSA(hashes.SHA256())
 _B64URL = re.compile(r"[A-Za-z0-9_-]*")
 
 
@@ -76,6 +81,23 @@ class ParsedToken:
     claims: dict[str, Any]
     signing_input: bytes
     signature: bytes
+
+
+def verify_signature(alg: str, signing_input: bytes, public_key: Any, signature: bytes) -> bool:
+    """Whether ``signature`` signs ``signing_input`` under ``public_key`` with ``alg``, the key's pinned
+    algorithm. ES256 is checked as PyJWT's ``ECAlgorithm.verify`` checks it — r‖s of exactly 64 bytes,
+    turned into DER, then ECDSA with SHA-256 — but calls cryptography directly: PyJWT builds its objects
+    anew for every check, a sixth of the check's cost in the service. EdDSA goes through PyJWT."""
+    if alg != "ES256":
+        return ALGORITHMS[alg].verify(signing_input, public_key, signature)
+    if len(signature) != 64:
+        return False
+    der = encode_dss_signature(int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big"))
+    try:
+        public_key.verify(der, signing_input, _ECDSA_SHA256)
+    except InvalidSignature:
+        return False
+    return True
 
 
 def b64url_encode(data: bytes) -> str:
