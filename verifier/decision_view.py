@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime
 from typing import Any
 
@@ -44,7 +45,13 @@ def trusted_licence_view(decision: Decision, catalogue: Catalogue) -> dict[str, 
 
 def timestamp(now: float) -> str:
     """``checked_at``: UTC, milliseconds, as every decision object gives it."""
-    return datetime.fromtimestamp(now, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    ms = int(now * 1000)  # cut to the millisecond
+    return f"{_second(ms // 1000)}.{ms % 1000:03d}Z"
+
+
+@functools.lru_cache(maxsize=4)  # scans of one second share its text: a date is formatted once a second
+def _second(epoch: int) -> str:
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%S")
 
 
 def decision_document(
