@@ -39,6 +39,7 @@ from verifier.web_edge import (
     required_field,
     unavailable,
 )
+from verifier.web_server import DIRECT_ROUTES
 
 log = logging.getLogger("verifier")
 scan_log = logging.getLogger("verifier.scan")
@@ -230,6 +231,7 @@ def create_app(
 
     app.cleanup_ctx.append(service_ctx)
     app.router.add_post("/v1/scans", post_scan)
+    app[DIRECT_ROUTES] = (("POST", "/v1/scans"),)  # served without routing each request by verifier serve
     app.router.add_get("/v1/scans/{scan_id}", get_scan)
     app.router.add_get("/v1/catalogue", get_catalogue)
     app.router.add_get("/v1/trust-list", get_trust_list)
