@@ -1,4 +1,4 @@
-"""Redis failing under the service: stopped, frozen (SIGSTOP), restarted under pooled connections, and
+"""Redis failing under the service: stopped, frozen (SIGSTOP), restarted under an open connection, and
 scans cancelled while their script is in flight. Whatever happens, no scan is accepted without the
 one-time-use and revocation checks, every answer is the answer to its own request (each scan's licence
 is compared with the token it posted), latency stays bounded, and the service recovers by itself."""
@@ -78,8 +78,8 @@ async def until_ready(client: Client, limit: float = 5.0) -> float:
     raise AssertionError(f"not ready again within {limit} s")
 
 
-async def warm_pool(client: Client, scene: Scene, prefix: str, count: int = 16) -> None:
-    """Open ``count`` pooled connections with concurrent, accepted scans."""
+async def warm_up(client: Client, scene: Scene, prefix: str, count: int = 16) -> None:
+    """Connect the store and keep ``count`` scans in flight on it at once, each accepted."""
     scans = [Scan(scene, f"{prefix}{i:04d}") for i in range(count)]
     results = await asyncio.gather(*(post(client, scene, NOTARY[0], s.token) for s in scans))
     for scan, (status, body, _) in zip(scans, results, strict=True):
@@ -90,10 +90,10 @@ async def warm_pool(client: Client, scene: Scene, prefix: str, count: int = 16) 
 async def test_stopped_redis_answers_every_scan_503_in_bounded_time_and_recovers(
     aiohttp_client: ClientFactory, scene: Scene, own_redis: RedisServer
 ) -> None:
-    """Redis killed under a warm pool: 20 concurrent scans each get 503 within the bound, none is accepted;
+    """Redis killed under a warm connection: 20 concurrent scans each get 503 within the bound, none is accepted;
     restarted, the service is ready again by itself and the same tokens are accepted."""
     client = await aiohttp_client(scene.app(Settings(redis_url=own_redis.url)))
-    await warm_pool(client, scene, "51010001")
+    await warm_up(client, scene, "51010001")
     own_redis.stop()
     scans = [Scan(scene, f"51010002{i:04d}") for i in range(20)]
     results = await asyncio.gather(*(post(client, scene, NOTARY[0], s.token) for s in scans))
@@ -112,10 +112,10 @@ async def test_stopped_redis_answers_every_scan_503_in_bounded_time_and_recovers
 async def test_concurrent_scans_around_a_restart_each_get_their_own_decision(
     aiohttp_client: ClientFactory, scene: Scene, own_redis: RedisServer
 ) -> None:
-    """Scans of different tokens in flight while Redis restarts (stale pooled connections): each answer is a
+    """Scans of different tokens in flight while Redis restarts (a connection left stale): each answer is a
     503 or the decision about its own token — never another request's — and afterwards all are accepted."""
     client = await aiohttp_client(scene.app(Settings(redis_url=own_redis.url)))
-    await warm_pool(client, scene, "51010003")
+    await warm_up(client, scene, "51010003")
     scans = [Scan(scene, f"51010004{i:04d}") for i in range(40)]
 
     async def restart() -> None:
@@ -145,7 +145,7 @@ async def test_frozen_redis_then_resumed_delivers_no_stale_reply_to_a_later_requ
     """Redis frozen with 16 scans in flight: each gets 503 within the bound. On SIGCONT Redis runs the queued
     scripts and sends their replies, which must not reach later requests: 32 new scans each get their own decision."""
     client = await aiohttp_client(scene.app(Settings(redis_url=own_redis.url)))
-    await warm_pool(client, scene, "51010005")
+    await warm_up(client, scene, "51010005")
     frozen = [Scan(scene, f"51010006{i:04d}") for i in range(16)]
     own_redis.pause()
     try:
@@ -170,7 +170,7 @@ async def test_a_scan_cancelled_while_its_script_waits_is_applied_whole_or_not_a
     client = await aiohttp_client(scene.app(Settings(redis_url=own_redis.url)))
     service = client.app[appkeys.SERVICE]
     counters = client.app[appkeys.SERVICE].catalogue.counters
-    await warm_pool(client, scene, "51010008", count=4)
+    await warm_up(client, scene, "51010008", count=4)
     cancelled = [Scan(scene, f"51010009{i:04d}") for i in range(8)]
     own_redis.pause()
     try:
@@ -206,7 +206,7 @@ async def test_a_client_that_hangs_up_while_redis_is_frozen_gets_nothing_accepte
     """Counters give up (disconnect) on scans while Redis is frozen; after SIGCONT each of those tokens is
     accepted at most once across counters, and concurrent scans of other tokens get their own decisions."""
     client = await aiohttp_client(scene.app(Settings(redis_url=own_redis.url)))
-    await warm_pool(client, scene, "51010010", count=4)
+    await warm_up(client, scene, "51010010", count=4)
     abandoned = [Scan(scene, f"51010011{i:04d}") for i in range(8)]
     own_redis.pause()
     try:
@@ -232,8 +232,8 @@ async def test_a_client_that_hangs_up_while_redis_is_frozen_gets_nothing_accepte
 async def test_a_burst_beyond_the_connection_pool_waits_instead_of_failing(
     aiohttp_client: ClientFactory, scene: Scene, own_redis: RedisServer
 ) -> None:
-    """300 scans arriving at once on one instance (more than its Redis connections) are all decided, none
-    refused with 503 while Redis is well."""
+    """300 scans arriving at once on one instance (all queued on its one Redis connection) are all decided,
+    none refused with 503 while Redis is well."""
     client = await aiohttp_client(scene.app(Settings(redis_url=own_redis.url)))
     scans = [Scan(scene, f"51010013{i:04d}") for i in range(300)]
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:  # no client-side cap
