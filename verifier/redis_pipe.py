@@ -1,32 +1,34 @@
 """One Redis connection shared by every caller: commands written back to back, replies matched in order.
 
 What: :class:`RedisPipe` keeps one redis-py connection and lets any number of coroutines use it at
-once. A call packs its command with redis-py, writes it without waiting for the socket to drain, and
-queues a future; one reader task reads the replies with redis-py's parser and resolves the queued
+once. A call packs its command with redis-py, adds it to the bytes to write and queues a future; what
+one turn of the event loop queued is written at the next turn in one send, without waiting for the
+socket to drain. One reader task reads the replies with redis-py's parser and resolves the queued
 futures in order. redis-py still connects (TCP, TLS or a unix socket), authenticates, selects the
 database, packs and parses; this module only multiplexes.
 
 Why: the scan path makes one Redis call a scan (an EVALSHA). Through redis-py's client
 (``Redis.execute_command``: pool get and release, the Retry wrapper, timeouts, pack, send and drain,
 read) that call cost about 64 µs (a re-scan's lookup) and 77 µs (a cold scan's commit) of the
-service's CPU; written on a multiplexed connection the same calls cost about 22 µs and 35 µs.
+service's CPU; written on a multiplexed connection the same calls cost about 22 µs and 35 µs, and
+writing a turn's commands in one send saved about 10 µs more a call with 32 callers at once.
 
 Guarantees:
 
 * FIFO alignment. Redis answers a connection's commands in the order it received them. A command is
-  written and its future queued in one step (no await in between), so the n-th reply read is the
-  n-th queued call's. A caller that gives up (cancelled) leaves its future queued; its reply is read
-  and dropped, so no reply ever reaches another call.
+  added to the bytes to write and its future queued in one step (no await in between), and the bytes
+  go out in that order, so the n-th reply read is the n-th queued call's. A caller that gives up
+  (cancelled) leaves its future queued; its reply is read and dropped, so no reply reaches another call.
 * Fail closed. An error reply (``ResponseError``, ``NoScriptError``…) fails only its own call. A lost
   connection (EOF, a socket error, a reply nobody asked for) fails every call waiting on it with a
   redis ``ConnectionError`` and is dropped; the next call connects afresh, so no connection outlives
   the server it was opened to (a restarted Redis is met with a new connection).
-* Bounded wait. Every call is failed by ``timeout`` after it began (about 5 ms late at most): a
-  connect is bounded by ``connect_timeout`` and by the call's deadline, and one timer — armed only
-  while calls wait, at the oldest call's deadline — checks the oldest waiting call. When it is overdue
-  (Redis frozen by SIGSTOP, or gone without a word) the connection is dropped: the overdue calls fail
-  with a redis ``TimeoutError``, the others with a ``ConnectionError``, so the backlog never grows
-  without bound, and the next call reconnects.
+* Bounded wait. Every call is answered or failed within ``timeout`` of its start (plus the event loop's
+  own delay): a connect is bounded by ``connect_timeout`` and by the call's deadline, and one timer —
+  armed only while calls wait, at the oldest call's deadline — checks the oldest waiting call. When it
+  is overdue (Redis frozen by SIGSTOP, or gone without a word) the connection is dropped: the overdue
+  calls fail with a redis ``TimeoutError``, the others with a ``ConnectionError``, so the backlog never
+  grows without bound, and the next call reconnects.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 # Past this many bytes not yet taken by the socket, a call waits for the write buffer to drain
 # (Redis too slow, or frozen until the deadline drops the connection); below it no call awaits a drain.
+# The commands of one event-loop turn are written together, at the next turn.
 WRITE_BUFFER_LIMIT = 256 * 1024
 _MIN_TICK = 0.005  # the deadline timer never re-arms sooner than this
 
@@ -52,13 +55,14 @@ _MIN_TICK = 0.005  # the deadline timer never re-arms sooner than this
 class _Link:
     """One connected connection, the futures waiting for its replies and its reader."""
 
-    __slots__ = ("alive", "conn", "loop", "pending", "reader", "timer", "transport", "writer")
+    __slots__ = ("alive", "conn", "loop", "outgoing", "pending", "reader", "timer", "transport", "writer")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, conn: AbstractConnection, writer: asyncio.StreamWriter) -> None:
         self.loop = loop
         self.conn = conn
         self.writer = writer
         self.transport = writer.transport
+        self.outgoing: list[bytes] = []  # packed commands of this turn, written by RedisPipe._flush
         self.pending: deque[tuple[asyncio.Future[Any], float]] = deque()  # (future, deadline), oldest first
         self.timer: asyncio.TimerHandle | None = None
         self.reader: asyncio.Task[None] | None = None
@@ -99,11 +103,11 @@ class RedisPipe:
             link = await self._connected(deadline)
         else:
             deadline = link.loop.time() + self._timeout
-        try:
-            link.writer.writelines(link.conn.pack_command(*args))
-        except (RuntimeError, OSError) as exc:  # the transport is closing under us
-            self._drop(link, f"Error writing to Redis: {exc}")
-            raise RedisConnectionError(f"Error writing to Redis: {exc}") from exc
+        packed = link.conn.pack_command(*args)
+        outgoing = link.outgoing
+        if not outgoing:
+            link.loop.call_soon(self._flush, link)
+        outgoing += packed
         waiter: asyncio.Future[Any] = link.loop.create_future()
         pending = link.pending
         if pending and pending[-1][1] > deadline:  # only a call that waited for the connection
@@ -115,6 +119,16 @@ class RedisPipe:
             await self._drain(link, waiter)
         # If this caller is cancelled here, its future stays queued and the reader drops its reply.
         return await waiter
+
+    def _flush(self, link: _Link) -> None:
+        """Write the commands queued since the last turn, in their order, in one send."""
+        if not link.alive:
+            return
+        try:
+            link.transport.write(b"".join(link.outgoing))
+        except (RuntimeError, OSError) as exc:  # the transport is closing under us
+            self._drop(link, f"Error writing to Redis: {exc}")
+        link.outgoing.clear()
 
     async def close(self) -> None:
         """Fail whatever waits, close the connection; later calls raise ``ConnectionError``."""
@@ -247,6 +261,7 @@ class RedisPipe:
             link.timer.cancel()
             link.timer = None
         link.transport.abort()  # at once: close() would first flush what is buffered, to a server that may be frozen
+        link.outgoing.clear()
         pending = link.pending
         while pending:
             waiter, deadline = pending.popleft()
