@@ -259,3 +259,18 @@ async def test_close_fails_waiting_calls_and_refuses_later_ones(own_redis: Redis
     assert all(isinstance(o, redis_errors.ConnectionError) for o in outcomes), outcomes
     with pytest.raises(redis_errors.ConnectionError):
         await pipe.call("PING")
+
+
+async def test_close_during_a_connect_fails_its_callers_as_a_lost_connection(own_redis: RedisServer) -> None:
+    """close() while callers wait for a connect (to a frozen Redis): they fail with ConnectionError, not
+    with a cancellation they did not ask for."""
+    pipe = RedisPipe.from_url(own_redis.url, timeout=TIMEOUT)
+    own_redis.pause()
+    try:
+        waiting = [asyncio.ensure_future(pipe.call("PING")) for _ in range(10)]
+        await asyncio.sleep(0.1)  # connected at the TCP level; the handshake waits for the frozen server
+        await pipe.close()
+        outcomes = await asyncio.gather(*waiting, return_exceptions=True)
+    finally:
+        own_redis.resume()
+    assert all(isinstance(o, redis_errors.ConnectionError) for o in outcomes), outcomes

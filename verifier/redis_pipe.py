@@ -156,6 +156,11 @@ class RedisPipe:
                 link = await asyncio.shield(task)  # a caller giving up does not cancel the others' attempt
         except TimeoutError as exc:
             raise RedisTimeoutError("Timeout connecting to Redis") from exc
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if current is not None and current.cancelling() == 0:  # close() ended the attempt, not this caller
+                raise RedisConnectionError("Redis connection closed") from None
+            raise
         if not link.alive:  # lost again before this caller woke up
             raise RedisConnectionError("Redis connection lost")
         return link
