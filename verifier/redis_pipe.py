@@ -174,7 +174,7 @@ class RedisPipe:
                     await conn.connect()  # type: ignore[no-untyped-call]
             except TimeoutError as exc:  # builtin; redis-py's own TimeoutError is a RedisError
                 raise RedisTimeoutError(f"Timeout connecting to Redis ({self._connect_timeout} s)") from exc
-            writer = conn._writer  # written to directly: send_command would await a drain per call
+            writer = conn._writer  # its transport is written to directly: send_command awaits a drain per call
             if writer is None:
                 raise RedisConnectionError("Redis connection lost while connecting")
         except BaseException:
