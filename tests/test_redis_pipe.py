@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 from redis import exceptions as redis_errors
-from redis.asyncio import Redis
+from redis.asyncio import Connection, Redis
 
 from tests.redis_server import RedisServer
-from verifier.redis_pipe import RedisPipe
+from verifier.redis_pipe import RedisPipe, pack
 
 pytestmark = pytest.mark.redis
 
@@ -54,6 +54,28 @@ async def own_values(pipe: RedisPipe, values: dict[str, str]) -> None:
     """Concurrent GETs each return their own key's value."""
     keys = list(values)
     assert await asyncio.gather(*(pipe.call("GET", k) for k in keys)) == [values[k] for k in keys]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("EVALSHA", "a" * 40, 3, "cy:{t}:c:cq-notary-zhixin-01:d", "cy:{t}:v:driving-licence|SC|5101", "cy:stats"),
+        ("SET", "k", "张*·电子证照 ✓", "EX", 86_400),
+        ("SET", "", "line\r\nbreak $3\r\n", "PX", -1, 0, 2**70),
+        ("GET", b"\x00\xff raw\r\n"),
+    ],
+    ids=["script", "chinese", "crlf-empty-and-integers", "bytes"],
+)
+def test_commands_are_packed_as_redis_py_packs_them(args: tuple[str | int | bytes, ...]) -> None:
+    """Byte for byte what redis-py would send."""
+    assert pack(args) == b"".join(Connection().pack_command(*args))
+
+
+@pytest.mark.parametrize("arg", [True, 1.5, None])
+def test_an_argument_the_store_never_sends_is_refused(arg: object) -> None:
+    """A bool, float or None is not written in some form of its own: the call fails before anything is sent."""
+    with pytest.raises(TypeError):
+        pack(("SET", "k", arg))  # type: ignore[arg-type]
 
 
 async def test_two_thousand_concurrent_calls_each_get_their_own_value(pipe: RedisPipe) -> None:
