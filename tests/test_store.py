@@ -6,9 +6,10 @@ from collections.abc import AsyncIterator
 
 import pytest
 from redis.asyncio import Redis
+from redis.exceptions import ResponseError
 
 from tests.redis_server import RedisServer
-from verifier.store import Commit, MemoryStore, ScanRecord, ScanStore, licence_tag
+from verifier.store import Commit, MemoryStore, ScanRecord, ScanStore, StoreUnavailableError, licence_tag
 from verifier.store_redis import RedisStore
 
 RK = "driving-licence|SC|510100123456"
@@ -184,3 +185,24 @@ async def test_memory_store_sweeps_now_and_then_not_at_every_commit(monkeypatch:
         await store.commit(commit(record(f"late{i}", "c1"), f"late{i}", None))
     assert len(store._values) == 2 * 30_000  # the 24,000 expired entries are gone, the live ones kept
     assert sweeps <= 6, sweeps
+
+
+async def test_redis_unable_to_write_is_unavailable_and_a_wrong_key_type_is_a_fault(own_redis: RedisServer) -> None:
+    """Out of memory (or a read-only replica) is an outage, answered 503: StoreUnavailableError. A key of the
+    wrong type is not an outage but a fault of the data or of this service: it is raised as it is (500)."""
+    store = RedisStore.from_url(own_redis.url)
+    client = Redis.from_url(own_redis.url, decode_responses=True)
+    try:
+        await client.hset(f"cy:{{{TAG}}}:c:c9:d9", "not", "a string")  # where the cache expects a scan id
+        with pytest.raises(ResponseError) as fault:
+            await store.lookup(TAG, "c9", "d9", RK)
+        assert not isinstance(fault.value, StoreUnavailableError)
+        assert "WRONGTYPE" in str(fault.value)
+        await client.config_set("maxmemory", 1)  # noeviction: every write is refused
+        with pytest.raises(StoreUnavailableError, match="maxmemory"):
+            await store.commit(commit(record("oom", "c1")))
+        await client.config_set("maxmemory", 0)
+        assert (await store.commit(commit(record("oom", "c1"))))[0].decision == "accepted"
+    finally:
+        await client.aclose()
+        await store.close()

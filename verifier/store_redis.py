@@ -20,7 +20,8 @@ import hashlib
 import time
 from typing import Any
 
-from redis.exceptions import NoScriptError, RedisError
+from redis import exceptions as redis_errors
+from redis.exceptions import NoScriptError
 
 from verifier.redis_pipe import RedisPipe
 from verifier.store import STATS_TTL, Commit, ScanRecord, StoreUnavailableError, licence_tag, scan_tag
@@ -62,6 +63,18 @@ redis.call('HINCRBY', KEYS[6], 'minute|' .. ARGV[10] .. '|' .. decision, 1)
 redis.call('EXPIRE', KEYS[6], ARGV[13])
 return {0, status, revoked}
 """
+# Redis cannot serve the scan now (503, retry later). Any other error reply (WRONGTYPE, a script error…)
+# is a fault of this service or of the data, not of availability: it is raised as it is, and the scan is
+# answered 500 "not decided" — fail closed either way, but a bug is not passed off as an outage.
+_UNAVAILABLE = (
+    redis_errors.ConnectionError,  # BusyLoadingError (Redis loading its data) included
+    redis_errors.TimeoutError,
+    redis_errors.OutOfMemoryError,
+    redis_errors.ReadOnlyError,  # a replica after a failover
+    redis_errors.MasterDownError,
+    redis_errors.TryAgainError,
+    OSError,
+)
 _SCAN_SHA = hashlib.sha1(_SCAN_SCRIPT.encode("utf-8")).hexdigest()  # noqa: S324 - Redis names scripts by SHA-1
 
 
@@ -82,10 +95,10 @@ class RedisStore:
         return cls(RedisPipe.from_url(url, timeout=op_timeout, connect_timeout=connect_timeout), prefix=prefix)
 
     async def _call(self, *args: str | int) -> Any:
-        """One command; every way of failing becomes StoreUnavailableError."""
+        """One command; Redis out of reach, too slow or unable to write now is StoreUnavailableError."""
         try:
             return await self._pipe.call(*args)
-        except (RedisError, OSError) as exc:
+        except _UNAVAILABLE as exc:
             raise StoreUnavailableError(f"Redis unavailable: {exc}") from exc
 
     async def _script(self, keys: list[str], args: list[str | int]) -> Any:
@@ -95,7 +108,7 @@ class RedisStore:
             except NoScriptError:  # a restarted or flushed Redis has forgotten it; it did not run
                 await self._pipe.call("SCRIPT", "LOAD", _SCAN_SCRIPT)
                 return await self._pipe.call("EVALSHA", _SCAN_SHA, len(keys), *keys, *args)
-        except (RedisError, OSError) as exc:
+        except _UNAVAILABLE as exc:
             raise StoreUnavailableError(f"Redis unavailable: {exc}") from exc
 
     def _keys(self, tag: str, counter: str, digest: str, revocation_key: str | None) -> list[str]:
