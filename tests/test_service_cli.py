@@ -64,7 +64,8 @@ def _cli(env: dict[str, str], *args: str) -> str:
 
 @pytest.mark.parametrize("workers", [1, 2])
 def test_serve_decides_scans_from_a_fresh_state(state: dict[str, str], redis_server: RedisServer, workers: int) -> None:
-    """`verifier serve` (one worker, or two sharing a port on Redis) accepts a token once, then REPLAYED."""
+    """`verifier serve` (one worker, or two sharing a port on Redis) accepts a token once, then REPLAYED; each
+    scan's JSON line is on standard output when it stops (lines are written in batches: none is lost)."""
     port = free_port()
     args = ["serve", "--port", str(port), "--workers", str(workers)]
     if workers > 1:
@@ -94,6 +95,10 @@ def test_serve_decides_scans_from_a_fresh_state(state: dict[str, str], redis_ser
     if workers == 1:
         assert "embedded in-process store" in output
     assert output.count("verifier listening") == workers
+    logged = [json.loads(line) for line in output.splitlines() if line.startswith('{"event":"scan"')]
+    assert sorted((e["scan_id"], e["decision"]) for e in logged) == sorted(
+        [(first["scan_id"], "accepted"), (second["scan_id"], "rejected")]
+    )
 
 
 def test_serve_refuses_workers_without_redis(state: dict[str, str]) -> None:

@@ -21,6 +21,7 @@ from verifier.catalogue import PROVINCES, Catalogue, Counter
 from verifier.catalogue_load import load_catalogue
 from verifier.catalogue_view import catalogue_document
 from verifier.counter_keys import ApiKeys
+from verifier.logsink import scan_lines
 from verifier.metrics import Metrics
 from verifier.problems import ProblemError
 from verifier.service import ScanResult, ScanService, scan_document
@@ -42,7 +43,6 @@ from verifier.web_edge import (
 from verifier.web_server import DIRECT_ROUTES
 
 log = logging.getLogger("verifier")
-scan_log = logging.getLogger("verifier.scan")
 _FIELD_MAX = 64  # serial numbers, operator ids, licence numbers
 # A longer token is refused as a bad request; up to this, it is decided (anything past 1024 characters is
 # TOKEN_TOO_LARGE). The OpenAPI document states the same maximum, and a body holding it fits the body limit.
@@ -81,8 +81,8 @@ def _log_scan(
     """One JSON line per scan: who, what, outcome — never the token or the holder. Operator and serial
     number are this request's: a cached re-scan answers the stored scan but is a business of its own."""
     record = result.record
-    if scan_log.isEnabledFor(logging.INFO):
-        scan_log.info(
+    if scan_lines.enabled:
+        scan_lines.write(
             _json_line(
                 {
                     "event": "scan",
