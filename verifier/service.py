@@ -9,7 +9,7 @@ import secrets
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from verifier.catalogue import PROVINCES, Catalogue, Counter
@@ -186,7 +186,7 @@ class ScanService:
 
     def _expanded(self, record: ScanRecord) -> ScanRecord:
         """The record with its licence view whole again (the store keeps only the token's part)."""
-        return replace(record, licence=expand_licence(record.licence, self.catalogue)) if record.licence else record
+        return record.with_licence(expand_licence(record.licence, self.catalogue)) if record.licence else record
 
     async def get_scan(self, scan_id: str) -> ScanRecord | None:
         """A stored scan by id, as it was answered."""
