@@ -33,9 +33,7 @@ class BatchingHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         """Queue one formatted line (``handle`` holds the lock)."""
         try:
-            self._lines.append(self.format(record))
-            if len(self._lines) >= self._max_lines:
-                self._write()
+            self.add_line(self.format(record))
         except Exception:  # logging never breaks a scan, as with StreamHandler
             self.handleError(record)
 
