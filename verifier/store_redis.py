@@ -103,13 +103,10 @@ class RedisStore:
 
     async def _script(self, keys: list[str], args: list[str | int]) -> Any:
         try:
-            try:
-                return await self._pipe.call("EVALSHA", _SCAN_SHA, len(keys), *keys, *args)
-            except NoScriptError:  # a restarted or flushed Redis has forgotten it; it did not run
-                await self._pipe.call("SCRIPT", "LOAD", _SCAN_SCRIPT)
-                return await self._pipe.call("EVALSHA", _SCAN_SHA, len(keys), *keys, *args)
-        except _UNAVAILABLE as exc:
-            raise StoreUnavailableError(f"Redis unavailable: {exc}") from exc
+            return await self._call("EVALSHA", _SCAN_SHA, len(keys), *keys, *args)
+        except NoScriptError:  # a restarted or flushed Redis has forgotten it; it did not run
+            await self._call("SCRIPT", "LOAD", _SCAN_SCRIPT)
+            return await self._call("EVALSHA", _SCAN_SHA, len(keys), *keys, *args)
 
     def _keys(self, tag: str, counter: str, digest: str, revocation_key: str | None) -> list[str]:
         base = f"{self._prefix}{{{tag}}}:"
@@ -130,11 +127,12 @@ class RedisStore:
         """See :meth:`verifier.store.ScanStore.commit`."""
         record = commit.record
         base = f"{self._prefix}{{{commit.tag}}}:"
+        minute = time.strftime("%Y%m%d%H%M", time.gmtime())  # the day's key and the minute's field agree
         keys = [
             *self._keys(commit.tag, record.counter, commit.digest, commit.revocation_key),
             f"{base}j:{commit.jti or '-'}",
             f"{base}s:{record.scan_id}",
-            f"{self._prefix}stats:d:{time.strftime('%Y%m%d', time.gmtime())}",
+            f"{self._prefix}stats:d:{minute[:8]}",
         ]
         args: list[str | int] = [
             "commit",
@@ -146,7 +144,7 @@ class RedisStore:
             record.decision,
             commit.stats_key,
             ",".join(code for code, _ in record.reasons),
-            time.strftime("%Y%m%d%H%M", time.gmtime()),
+            minute,
             record.scan_id,
             "1" if commit.jti else "0",
             STATS_TTL,
