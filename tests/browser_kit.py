@@ -15,7 +15,7 @@ import segno
 from aiohttp import web
 
 from tests.scenes import Scene
-from verifier.web_server import ProblemRunner
+from verifier.web.server import ProblemRunner
 
 if TYPE_CHECKING:
     from playwright.sync_api import Locator, Page

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from tests.redis_server import RedisServer
-from verifier.catalogue import Catalogue
-from verifier.catalogue_load import load_catalogue
+from verifier.adapters.catalogue_files import load_catalogue
+from verifier.core.catalogue import Catalogue
 
 
 @pytest.fixture(scope="session")

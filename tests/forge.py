@@ -1,6 +1,6 @@
 """Building presentation tokens by hand, for the tests of the decision.
 
-The issuer (:func:`verifier.issuer.mint`) refuses what the catalogue does not allow; an attacker does
+The issuer (:func:`verifier.issuer.mint.mint`) refuses what the catalogue does not allow; an attacker does
 not ask it. These helpers sign any header and claims with any key, or attach any signature bytes, or
 assemble a token from raw segments, so that every way a token can be wrong can be shown to the
 verifier. Nothing here reads the clock: every time is :data:`NOW` or given.
@@ -20,12 +20,12 @@ from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 
-from verifier.catalogue import Catalogue, Counter
-from verifier.decide import DEFAULT_POLICY, Decision, Policy, decide
-from verifier.issuer import Minted, mint
-from verifier.keys import KeyRing, KeyStore, SigningKey
-from verifier.token import ALGORITHMS, TYP, b64url_encode, json_compact
-from verifier.trust import TrustList
+from verifier.core.catalogue import Catalogue, Counter
+from verifier.core.decide import DEFAULT_POLICY, Decision, Policy, decide
+from verifier.core.token import ALGORITHMS, TYP, b64url_encode, json_compact
+from verifier.core.trust import TrustList
+from verifier.issuer.keys import KeyRing, KeyStore, SigningKey
+from verifier.issuer.mint import Minted, mint
 
 CST = dt.timezone(dt.timedelta(hours=8))
 # 2026-06-01 10:00 in Chongqing and Chengdu: a Monday morning at the counter.

@@ -9,14 +9,14 @@ from pathlib import Path
 
 from aiohttp import web
 
-from verifier.apps import App, apps
-from verifier.catalogue import Catalogue
-from verifier.counter_keys import ADMIN, ApiKeys
-from verifier.keys import KeyRing, KeyStore
-from verifier.settings import Settings
-from verifier.store import ScanStore
-from verifier.trust_source import TrustSource
-from verifier.web import create_app
+from verifier.adapters.api_keys import ADMIN, ApiKeys
+from verifier.adapters.trust_source import JwksTrustSource
+from verifier.core.catalogue import Catalogue
+from verifier.issuer.apps import App, apps
+from verifier.issuer.keys import KeyRing, KeyStore
+from verifier.service.ports import ScanStore
+from verifier.service.settings import Settings
+from verifier.web.app import create_app
 
 
 @dataclass
@@ -54,7 +54,7 @@ class Scene:
         return create_app(
             settings or Settings(),
             store=store,
-            trust=TrustSource.static(self.keyring.trust_list()),
+            trust=JwksTrustSource.static(self.keyring.trust_list()),
             catalogue=self.catalogue,
             api_keys=self.api_keys,
         )

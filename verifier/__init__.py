@@ -3,8 +3,8 @@
 The public surface is listed in ``__all__``; everything else is internal.
 """
 
-from verifier.catalogue import Catalogue, Counter, LicenceType
-from verifier.catalogue_load import load_catalogue
+from verifier.adapters.catalogue_files import load_catalogue
+from verifier.core.catalogue import Catalogue, Counter, LicenceType
 from verifier.errors import CatalogueError, VerifierError
 
 __all__ = ["Catalogue", "CatalogueError", "Counter", "LicenceType", "VerifierError", "load_catalogue"]

@@ -1,10 +1,17 @@
-"""The package's exceptions. Decisions are values, never exceptions; these are for set-up and usage.
+"""The package's exceptions: one root, each leaf with a stable machine ``code``. Decisions are values,
+never exceptions; these are for tokens that cannot be read, set-up, usage and the state store.
 
-VerifierError                 root; ``code`` is a stable machine code
-├── CatalogueError            a data/ file is unreadable, invalid, or names what does not exist
-├── UsageError                a command's arguments do not fit the catalogue (exit 2)
-├── KeyStoreError             the issuer's key state cannot be read or written
-└── StoreUnavailable          the state store cannot be reached now (HTTP 503)
+VerifierError                      root; ``code`` is a stable machine code
+├── CatalogueError                 CATALOGUE_INVALID  a data/ file is unreadable, invalid, or names what does not exist
+├── UsageError                     USAGE              a command's arguments do not fit the catalogue (exit 2)
+│   └── MintRefusedError           MINT_REFUSED       the issuer will not mint this token; ``field``, ``allowed``
+├── KeyStoreError                  KEY_STORE          the issuer's key state cannot be read or written
+├── TokenMalformedError            TOKEN_MALFORMED    not a compact JWS of our kind; ``reason`` is the decision's code
+├── StoreUnavailableError          STORE_UNAVAILABLE  the state store cannot be reached or written now (HTTP 503)
+└── ProblemError                   HTTP_PROBLEM       a request answered with problem+json (verifier.web.problems)
+
+The leaves that belong to one layer live beside it (named above); the rest live here, where every
+layer may import them.
 """
 
 from __future__ import annotations
@@ -32,13 +39,38 @@ class UsageError(VerifierError):
     code = "USAGE"
 
 
+class MintRefusedError(UsageError):
+    """A token the catalogue does not allow; ``field`` is the request field at fault and
+    ``allowed`` what that field may be."""
+
+    code = "MINT_REFUSED"
+
+    def __init__(self, message: str, *, field: str, allowed: tuple[str, ...]) -> None:
+        self.field = field
+        self.allowed = allowed
+        super().__init__(message)
+
+
 class KeyStoreError(VerifierError):
     """The issuer's key state is missing or unreadable."""
 
     code = "KEY_STORE"
 
 
-class StoreUnavailable(VerifierError):
-    """The state store (Redis) cannot be reached; the scan cannot be decided now."""
+class TokenMalformedError(VerifierError):
+    """The token is not a well-formed compact JWS of our kind. ``reason`` is the decision's reason code
+    (``TOKEN_MALFORMED`` or ``TOKEN_TOO_LARGE``), ``detail`` says what is wrong."""
+
+    code = "TOKEN_MALFORMED"
+
+    def __init__(self, reason: str, detail: str) -> None:
+        self.reason = reason
+        self.detail = detail
+        super().__init__(f"{reason}: {detail}")
+
+
+class StoreUnavailableError(VerifierError):
+    """The state store cannot be reached, did not answer in time, or cannot write now: the scan
+    cannot be decided (HTTP 503, never an acceptance)."""
 
     code = "STORE_UNAVAILABLE"

@@ -1,0 +1,74 @@
+"""API keys as a running service sees them: a key issued elsewhere works at once, a replaced one stops
+within a second, and a wrong one never works."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from verifier.adapters import api_keys as counter_keys
+from verifier.adapters.api_keys import ADMIN, ApiKeys
+
+
+class Clock:
+    """A monotonic clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    """Replace the module's monotonic clock."""
+    fake = Clock()
+    monkeypatch.setattr(counter_keys.time, "monotonic", fake)
+    return fake
+
+
+def _touch_later(path: Path) -> None:
+    """Move the file's modification time on, as a later write would (file systems keep coarse times)."""
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+
+
+def test_a_key_issued_by_another_process_works_at_once(tmp_path: Path, clock: Clock) -> None:
+    """The service has read the file just now; a key issued after that is still known on its first use."""
+    service = ApiKeys(tmp_path / "api-keys.json")
+    assert service.principal("cq-notary-zhixin-01.nothing") is None
+    key = ApiKeys(tmp_path / "api-keys.json").issue("cq-notary-zhixin-01")
+    _touch_later(tmp_path / "api-keys.json")
+    assert service.principal(key) == "cq-notary-zhixin-01"
+
+
+def test_a_replaced_key_stops_working_within_a_second(tmp_path: Path, clock: Clock) -> None:
+    """The old key keeps working until the next look at the file, at most a second later; the new one at once."""
+    path = tmp_path / "api-keys.json"
+    old = ApiKeys(path).issue(ADMIN)
+    service = ApiKeys(path)
+    assert service.principal(old) == ADMIN
+    new = ApiKeys(path).issue(ADMIN)
+    _touch_later(path)
+    assert service.principal(new) == ADMIN  # unknown to it: it looks at the file again
+    clock.now += 0.5
+    assert service.principal(old) is None  # that look has already replaced the old hash
+    ApiKeys(path).issue(ADMIN)  # replaces the new key in turn
+    _touch_later(path)
+    clock.now += 0.5
+    assert service.principal(new) == ADMIN  # half a second since the last look: not looked at yet
+    clock.now += 0.5
+    assert service.principal(new) is None  # a second since the last look: it looks again
+
+
+def test_a_wrong_secret_or_principal_is_refused(tmp_path: Path, clock: Clock) -> None:
+    """Only the exact key issued is its principal's."""
+    key = ApiKeys(tmp_path / "api-keys.json").issue("cq-notary-zhixin-01")
+    service = ApiKeys(tmp_path / "api-keys.json")
+    who, _, secret = key.partition(".")
+    assert service.principal(key) == who
+    for wrong in (f"{who}.{secret[:-1]}x", f"{who}.", who, f"cq-notary-zhixin-02.{secret}", "", "."):
+        assert service.principal(wrong) is None, wrong

@@ -1,0 +1,194 @@
+"""The Redis adapter of :class:`verifier.service.ports.ScanStore`, shared by every service instance.
+
+A scan costs one round trip: one server-side script looks up the counter's cached scan, checks
+revocation, claims one-time use, stores the scan and counts it — atomically, so two counters racing
+with one token on two instances get exactly one acceptance.
+
+Keys (``T`` is the licence's tag, so a scan's keys share one Redis Cluster slot)::
+
+    cy:{T}:c:<counter>:<digest>   -> scan id          (TTL: the token's remaining life)
+    cy:{T}:s:<scan id>            -> status + record  (TTL: record retention)
+    cy:{T}:j:<jti>                -> counter          (one-time use claim, token's remaining life)
+    cy:{T}:v:<type|province|no>   -> reason           (revocation, no TTL)
+    cy:stats, cy:stats:d:<day>    -> counters         (statistics; per-minute fields kept two days)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from typing import Any
+
+from redis import exceptions as redis_errors
+from redis.exceptions import NoScriptError
+
+from verifier.adapters.redis_pipe import RedisPipe
+from verifier.errors import StoreUnavailableError
+from verifier.service.ports import STATS_TTL, Commit, ScanRecord, licence_tag, scan_tag
+
+# KEYS: 1 cache (c), 2 revocation (v), 3 statistics, 4 one-time claim (j), 5 record (s), 6 statistics of the day.
+# ARGV: 1 'lookup'|'commit', 2 record key prefix, 3 record, 4 counter, 5 cache TTL, 6 record TTL, 7 decision,
+# 8 statistics key, 9 reason codes, 10 minute, 11 scan id, 12 '1' to claim the jti, 13 statistics TTL.
+# A lookup sends only KEYS 1-3 and ARGV 1-2: fewer arguments to pack and parse on the warm path.
+_SCAN_SCRIPT = """
+local sid = redis.call('GET', KEYS[1])
+if sid then
+  local rec = redis.call('GET', ARGV[2] .. sid)
+  if rec then
+    redis.call('HINCRBY', KEYS[3], 'rescans', 1)
+    return {1, rec, redis.call('EXISTS', KEYS[2])}
+  end
+end
+if ARGV[1] == 'lookup' then return {0} end
+local revoked = redis.call('EXISTS', KEYS[2])
+local status, decision, reasons = 'A', ARGV[7], ARGV[9]
+if decision == 'accepted' then
+  if revoked == 1 then
+    status = 'V'
+  elseif ARGV[12] == '1' and not redis.call('SET', KEYS[4], ARGV[4], 'NX', 'EX', ARGV[5]) then
+    status = 'P'
+  end
+  if status ~= 'A' then
+    decision = 'rejected'
+    reasons = (status == 'V') and 'REVOKED' or 'REPLAYED'
+  end
+end
+redis.call('SET', KEYS[5], status .. ARGV[3], 'EX', ARGV[6])
+redis.call('SET', KEYS[1], ARGV[11], 'EX', ARGV[5])
+redis.call('HINCRBY', KEYS[3], 'scans|' .. ARGV[8] .. '|' .. decision, 1)
+for code in string.gmatch(reasons, '[^,]+') do
+  redis.call('HINCRBY', KEYS[3], 'reason|' .. ARGV[8] .. '|' .. code, 1)
+end
+redis.call('HINCRBY', KEYS[6], 'minute|' .. ARGV[10] .. '|' .. decision, 1)
+redis.call('EXPIRE', KEYS[6], ARGV[13])
+return {0, status, revoked}
+"""
+# Redis cannot serve the scan now (503, retry later). Any other error reply (WRONGTYPE, a script error…)
+# is a fault of this service or of the data, not of availability: it is raised as it is, and the scan is
+# answered 500 "not decided" — fail closed either way, but a bug is not passed off as an outage.
+_UNAVAILABLE = (
+    redis_errors.ConnectionError,  # BusyLoadingError (Redis loading its data) included
+    redis_errors.TimeoutError,
+    redis_errors.OutOfMemoryError,
+    redis_errors.ReadOnlyError,  # a replica after a failover
+    redis_errors.MasterDownError,
+    redis_errors.TryAgainError,
+    OSError,
+)
+_SCAN_SHA = hashlib.sha1(_SCAN_SCRIPT.encode("utf-8")).hexdigest()  # noqa: S324 - Redis names scripts by SHA-1
+
+
+class RedisStore:
+    """Every command goes through one :class:`verifier.adapters.redis_pipe.RedisPipe`, which bounds each in time
+    (``op_timeout``) and keeps replies aligned with their calls."""
+
+    def __init__(self, pipe: RedisPipe, *, prefix: str = "cy:") -> None:
+        self._pipe = pipe
+        self._prefix = prefix
+
+    @classmethod
+    def from_url(
+        cls, url: str, *, op_timeout: float = 1.0, connect_timeout: float | None = None, prefix: str = "cy:"
+    ) -> RedisStore:
+        """A store on ``url`` (``redis://``, ``rediss://`` or ``unix://``, as redis-py reads it); connects at
+        the first call. ``connect_timeout`` defaults to half of ``op_timeout``."""
+        return cls(RedisPipe.from_url(url, timeout=op_timeout, connect_timeout=connect_timeout), prefix=prefix)
+
+    async def _call(self, *args: str | int) -> Any:
+        """One command; Redis out of reach, too slow or unable to write now is StoreUnavailableError."""
+        try:
+            return await self._pipe.call(*args)
+        except _UNAVAILABLE as exc:
+            raise StoreUnavailableError(f"Redis unavailable: {exc}") from exc
+
+    async def _script(self, keys: list[str], args: list[str | int]) -> Any:
+        try:
+            return await self._call("EVALSHA", _SCAN_SHA, len(keys), *keys, *args)
+        except NoScriptError:  # a restarted or flushed Redis has forgotten it; it did not run
+            await self._call("SCRIPT", "LOAD", _SCAN_SCRIPT)
+            return await self._call("EVALSHA", _SCAN_SHA, len(keys), *keys, *args)
+
+    def _keys(self, tag: str, counter: str, digest: str, revocation_key: str | None) -> list[str]:
+        base = f"{self._prefix}{{{tag}}}:"
+        return [f"{base}c:{counter}:{digest}", f"{base}v:{revocation_key or '-'}", f"{self._prefix}stats"]
+
+    async def lookup(
+        self, tag: str, counter: str, digest: str, revocation_key: str | None
+    ) -> tuple[ScanRecord, bool] | None:
+        """See :meth:`verifier.service.ports.ScanStore.lookup`."""
+        keys = self._keys(tag, counter, digest, revocation_key)
+        reply: list[Any] = await self._script(keys, ["lookup", f"{self._prefix}{{{tag}}}:s:"])
+        if reply[0] != 1:
+            return None
+        stored: str = reply[1]
+        return ScanRecord.from_json(stored[1:]).settled(stored[0]), reply[2] == 1
+
+    async def commit(self, commit: Commit) -> tuple[ScanRecord, bool, bool]:
+        """See :meth:`verifier.service.ports.ScanStore.commit`."""
+        record = commit.record
+        base = f"{self._prefix}{{{commit.tag}}}:"
+        minute = time.strftime("%Y%m%d%H%M", time.gmtime())  # the day's key and the minute's field agree
+        keys = [
+            *self._keys(commit.tag, record.counter, commit.digest, commit.revocation_key),
+            f"{base}j:{commit.jti or '-'}",
+            f"{base}s:{record.scan_id}",
+            f"{self._prefix}stats:d:{minute[:8]}",
+        ]
+        args: list[str | int] = [
+            "commit",
+            f"{base}s:",
+            record.to_json(),
+            record.counter,
+            max(1, commit.cache_ttl),
+            max(1, commit.record_ttl),
+            record.decision,
+            commit.stats_key,
+            ",".join(code for code, _ in record.reasons),
+            minute,
+            record.scan_id,
+            "1" if commit.jti else "0",
+            STATS_TTL,
+        ]
+        reply: list[Any] = await self._script(keys, args)
+        if reply[0] == 1:
+            stored: str = reply[1]
+            return ScanRecord.from_json(stored[1:]).settled(stored[0]), True, reply[2] == 1
+        return record.settled(reply[1]), False, reply[2] == 1
+
+    async def get_scan(self, scan_id: str) -> ScanRecord | None:
+        """See :meth:`verifier.service.ports.ScanStore.get_scan`."""
+        stored: Any = await self._call("GET", f"{self._prefix}{{{scan_tag(scan_id)}}}:s:{scan_id}")
+        return None if stored is None else ScanRecord.from_json(stored[1:]).settled(stored[0])
+
+    async def set_revoked(self, revocation_key: str, revoked: bool, reason: str) -> None:
+        """See :meth:`verifier.service.ports.ScanStore.set_revoked`."""
+        key = f"{self._prefix}{{{licence_tag(revocation_key)}}}:v:{revocation_key}"
+        await (self._call("SET", key, reason or "-") if revoked else self._call("DEL", key))
+
+    async def stats(self) -> dict[str, int]:
+        """See :meth:`verifier.service.ports.ScanStore.stats`."""
+        now = time.time()
+        days = {time.strftime("%Y%m%d", time.gmtime(now - d * 86400)) for d in (0, 1)}
+        keys = [f"{self._prefix}stats", *(f"{self._prefix}stats:d:{day}" for day in sorted(days))]
+        replies = await asyncio.gather(*(self._call("HGETALL", key) for key in keys))  # pipelined
+        out: dict[str, int] = {}
+        for reply in map(_fields, replies):
+            for name, value in reply.items():
+                out[name] = out.get(name, 0) + int(value)
+        return out
+
+    async def ping(self) -> None:
+        """See :meth:`verifier.service.ports.ScanStore.ping`."""
+        await self._call("PING")
+
+    async def close(self) -> None:
+        """See :meth:`verifier.service.ports.ScanStore.close`."""
+        await self._pipe.close()
+
+
+def _fields(reply: Any) -> dict[str, str]:
+    """HGETALL's reply as a dict: a flat list of names and values in RESP2, a map in RESP3."""
+    if isinstance(reply, dict):
+        return reply
+    return dict(zip(reply[::2], reply[1::2], strict=True))

@@ -1,0 +1,51 @@
+"""Tokens for ``verifier bench``: Sichuan driving licences of distinct licence numbers, minted by the
+mock issuer with the keys of the bench's own state folder, as request bodies for the counter."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from verifier.adapters.catalogue_files import load_catalogue
+from verifier.core.catalogue import Catalogue
+from verifier.issuer.keys import KeyRing, KeyStore
+from verifier.issuer.mint import MAX_TTL, mint
+
+_CHUNK = 2000  # tokens per task when minting in parallel
+_shared: tuple[Catalogue, KeyRing, str, float] | None = None  # set before forking the minting pool
+
+
+def _mint_range(bounds: tuple[int, int]) -> list[dict[str, Any]]:
+    assert _shared is not None  # noqa: S101 - set by mint_bodies before the pool forks
+    catalogue, ring, scenario, now = _shared
+    bodies = []
+    for i in range(*bounds):
+        token = mint(
+            catalogue,
+            ring,
+            licence_type="driving-licence",
+            province="SC",
+            channel="jiaoguan-12123",
+            now=now,
+            ttl=MAX_TTL,
+            licence_no=f"B{i:08d}",
+        ).token
+        bodies.append({"token": token, "scenario": scenario, "serial_no": f"BENCH-{i:08d}", "operator": "bench"})
+    return bodies
+
+
+def mint_bodies(state: Path, start: int, count: int, scenario: str) -> list[dict[str, Any]]:
+    """``count`` request bodies with licence numbers ``B<start>``… (each token lives ``MAX_TTL``),
+    minted on every core when there are many."""
+    global _shared  # noqa: PLW0603 - read by the forked minting processes
+    catalogue = load_catalogue()
+    _shared = (catalogue, KeyStore(catalogue.units.values(), directory=state).keyring(), scenario, time.time())
+    chunks = [(i, min(i + _CHUNK, start + count)) for i in range(start, start + count, _CHUNK)]
+    workers = min(len(chunks), os.cpu_count() or 1)
+    if workers <= 1:
+        return [body for chunk in chunks for body in _mint_range(chunk)]
+    with multiprocessing.get_context("fork").Pool(workers) as pool:
+        return [body for part in pool.map(_mint_range, chunks) for body in part]

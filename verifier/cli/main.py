@@ -1,0 +1,91 @@
+"""The ``verifier`` command. Each command group lives in its own module and registers itself here;
+this module only parses arguments, maps errors to exit codes and prints. Command modules import what
+they run only when it runs, so ``verifier --help`` stays fast."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+from verifier.bench import run as bench
+from verifier.cli import issuer, service
+from verifier.cli.output import print_json
+from verifier.errors import CatalogueError, UsageError, VerifierError
+
+Command = Callable[[argparse.Namespace], int]
+
+
+def _catalogue(args: argparse.Namespace) -> int:
+    from verifier.adapters.catalogue_files import load_catalogue
+    from verifier.cli.catalogue_tables import catalogue_table
+    from verifier.core.catalogue_view import catalogue_document
+
+    cat = load_catalogue()
+    if args.json:
+        print_json(catalogue_document(cat))
+    else:
+        print(catalogue_table(cat))
+    return 0
+
+
+def _counters(args: argparse.Namespace) -> int:
+    from verifier.adapters.catalogue_files import load_catalogue
+    from verifier.cli.catalogue_tables import counters_table
+    from verifier.core.catalogue_view import counters_document
+
+    cat = load_catalogue()
+    if getattr(args, "counters_command", None) == "key":
+        from verifier.adapters.api_keys import issue_counter_key
+
+        if args.id not in cat.counters:
+            raise UsageError(f"unknown counter {args.id!r}; see `verifier counters`")
+        print(issue_counter_key(args.id))
+        return 0
+    if args.json:
+        print_json(counters_document(cat))
+    else:
+        print(counters_table(cat))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The whole command line."""
+    parser = argparse.ArgumentParser(prog="verifier", description="川渝电子证照亮证互认 verifier")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("catalogue", help="the licence catalogue (第一批川渝电子证照亮证互认实施清单)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=_catalogue)
+
+    p = sub.add_parser("counters", help="the counter registry; `counters key ID` issues an API key")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=_counters)
+    csub = p.add_subparsers(dest="counters_command")
+    k = csub.add_parser("key", help="print a fresh API key for a counter (stored hashed)")
+    k.add_argument("id", help="counter id")
+
+    for register in (service.register, issuer.register, bench.register):
+        register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; exit 0 on success, 1 for a rejected decision, 2 for a usage or data error."""
+    args = build_parser().parse_args(argv)
+    func: Command = args.func
+    try:
+        return func(args)
+    except CatalogueError as exc:
+        print("The catalogue in data/ is invalid / 证照目录数据有误:", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 2
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except VerifierError as exc:
+        print(f"error [{exc.code}]: {exc}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        return 0

@@ -1,0 +1,241 @@
+"""Commands of the verifier side: ``serve``, ``check``, ``revoke``, ``admin-key``, ``demo``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import signal
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from typing import Any
+
+from verifier.errors import UsageError
+
+
+def _read_token(value: str) -> str:
+    token = sys.stdin.read() if value == "-" else value
+    return token.strip()
+
+
+def _check(args: argparse.Namespace) -> int:
+    from verifier.adapters.catalogue_files import load_catalogue
+    from verifier.core.decide import decide
+    from verifier.core.decision_view import decision_document, timestamp
+    from verifier.issuer.keys import local_trust_list
+
+    cat = load_catalogue()
+    counter = cat.counters.get(args.counter)
+    if counter is None:
+        raise UsageError(f"unknown counter {args.counter!r} / 未知窗口; see `verifier counters`")
+    if args.scenario not in cat.scenarios:
+        raise UsageError(
+            f"unknown scenario {args.scenario!r} / 未知业务场景; counter {counter.id} handles: "
+            + (", ".join(counter.scenarios) or "none yet")
+        )
+    now = time.time()
+    decision = decide(
+        _read_token(args.token),
+        trust=local_trust_list(cat.units.values()),
+        catalogue=cat,
+        counter=counter,
+        scenario=args.scenario,
+        now=now,
+    )
+    document = decision_document(decision, cat, scan_id=None, cached=False, checked_at=timestamp(now))
+    if args.json:
+        print(json.dumps(document, ensure_ascii=False, indent=2))
+    else:
+        print(_describe(document))
+    return 0 if decision.accepted else 1
+
+
+def _describe(document: dict[str, Any]) -> str:
+    """A decision in a few lines a clerk can read."""
+    accepted = document["decision"] == "accepted"
+    lines = ["通过 ACCEPTED" if accepted else "不通过 REJECTED"]
+    licence = document.get("licence")
+    if licence:
+        lines.append(
+            f"  {licence['name_zh']} ({licence['type']}) · 签发 {licence['issuing_province']} "
+            f"{licence['issuing_unit']['name_zh']} · 持证人 {licence['holder']} · 编号 {licence['licence_no']}"
+            f" · 有效期 {licence['valid_from']}–{licence['valid_until']}"
+        )
+    lines += [f"  {r['code']}: {r['message_zh']} / {r['message_en']}" for r in document["reasons"]]
+    return "\n".join(lines)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from verifier.service.settings import Settings
+
+    settings = Settings(host=args.host, port=args.port, redis_url=args.redis_url, jwks=args.jwks)
+    if settings.jwks is None:
+        _ensure_local_issuer_keys()
+    if args.workers < 1:
+        raise UsageError("--workers must be at least 1")
+    if args.workers > 1 and settings.redis_url is None:
+        raise UsageError("--workers above 1 needs --redis-url: the embedded store is one process's memory")
+    if args.workers == 1:
+        _run_worker(settings, args.log_level, reuse_port=False)
+        return 0
+    workers = [
+        multiprocessing.get_context("spawn").Process(
+            target=_run_worker, args=(settings, args.log_level, True), kwargs={"master": os.getpid()}
+        )
+        for _ in range(args.workers)
+    ]
+    for worker in workers:
+        worker.start()
+
+    def stop(signum: int, frame: object) -> None:
+        # Workers stop with their master, so nothing is left holding the port.
+        for worker in workers:
+            worker.terminate()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    for worker in workers:
+        worker.join()
+    return 0
+
+
+def _ensure_local_issuer_keys() -> None:
+    """Without ``--jwks`` the service trusts the local mock issuer's ``jwks.json``: make sure its keys
+    exist before the service reads it."""
+    from verifier.adapters.catalogue_files import load_catalogue
+    from verifier.issuer.keys import local_trust_list
+
+    local_trust_list(load_catalogue().units.values())
+
+
+def _exit_with(master: int) -> None:
+    """A worker whose master is gone (even killed outright) exits too, freeing the shared port."""
+
+    def watch() -> None:
+        while os.getppid() == master:
+            time.sleep(1)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="master-watch", daemon=True).start()
+
+
+def _run_worker(settings: Any, log_level: str, reuse_port: bool, master: int | None = None) -> None:
+    from verifier.web.app import create_app
+    from verifier.web.logsink import configure
+    from verifier.web.server import run
+
+    if master is not None:
+        _exit_with(master)
+    configure(log_level)  # a JSON line per scan, written in batches rather than a write per line
+    print(f"verifier listening on http://{settings.host}:{settings.port} (pid {os.getpid()})", flush=True)
+    run(create_app(settings), settings.host, settings.port, reuse_port=reuse_port)
+
+
+def _revoke(args: argparse.Namespace) -> int:
+    body = {
+        "type": args.type,
+        "province": args.province,
+        "licence_no": args.licence_no,
+        "reason": args.reason,
+        "restore": args.restore,
+    }
+    if args.redis_url:
+        return _revoke_in_store(args.redis_url, body)
+    key = args.admin_key or os.environ.get("VERIFIER_ADMIN_KEY")
+    if not key:
+        raise UsageError("give --admin-key or set VERIFIER_ADMIN_KEY (see `verifier admin-key`), or --redis-url")
+    request = urllib.request.Request(  # noqa: S310 - the operator names the service URL, http(s) only
+        args.url.rstrip("/") + "/v1/revocations",
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {key}"},
+        method="POST",
+    )
+    if not request.full_url.startswith(("http://", "https://")):
+        raise UsageError("--url must be http:// or https://")
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310 - scheme checked above
+            print(response.read().decode("utf-8"))
+    except urllib.error.HTTPError as exc:
+        print(exc.read().decode("utf-8", "replace"), file=sys.stderr)
+        return 2
+    except urllib.error.URLError as exc:
+        raise UsageError(f"cannot reach the service at {args.url}: {exc.reason}") from None
+    return 0
+
+
+def _revoke_in_store(redis_url: str, body: dict[str, Any]) -> int:
+    import asyncio
+
+    from verifier.adapters.catalogue_files import load_catalogue
+    from verifier.adapters.redis_store import RedisStore
+    from verifier.core.catalogue import PROVINCES
+    from verifier.core.decide import revocation_key
+
+    if body["type"] not in load_catalogue().licences or body["province"] not in PROVINCES:
+        raise UsageError("unknown licence type or province; see `verifier catalogue`")
+
+    async def run() -> None:
+        store = RedisStore.from_url(redis_url)
+        try:
+            key = revocation_key(body["type"], body["province"], body["licence_no"])
+            await store.set_revoked(key, not body["restore"], body["reason"])
+        finally:
+            await store.close()
+
+    asyncio.run(run())
+    print(json.dumps({**body, "revoked": not body["restore"]}, ensure_ascii=False))
+    return 0
+
+
+def _admin_key(args: argparse.Namespace) -> int:
+    from verifier.adapters.api_keys import issue_admin_key
+
+    print(issue_admin_key())
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from verifier.cli.demo import run_demo
+
+    return run_demo(as_json=args.json)
+
+
+def register(sub: Any) -> None:
+    """Add the verifier's commands."""
+    p = sub.add_parser("check", help="decide offline, as the service would (minus one-time use and revocation)")
+    p.add_argument("token", help="the token, or - to read it from standard input")
+    p.add_argument("--counter", required=True, help="counter id (see `verifier counters`)")
+    p.add_argument("--scenario", required=True, help="the business the counter is doing")
+    p.add_argument("--json", action="store_true", help="print the decision object")
+    p.set_defaults(func=_check)
+
+    p = sub.add_parser("serve", help="run the verifier service")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8080)
+    p.add_argument("--redis-url", default=os.environ.get("VERIFIER_REDIS_URL"), help="without it: embedded store")
+    p.add_argument("--workers", type=int, default=1, help="worker processes sharing the port (needs Redis)")
+    p.add_argument("--jwks", default=os.environ.get("VERIFIER_JWKS"), help="issuer JWKS file or URL")
+    p.add_argument("--log-level", default="info")
+    p.set_defaults(func=_serve)
+
+    p = sub.add_parser("revoke", help="revoke (or --restore) a licence on the running service")
+    p.add_argument("--type", required=True)
+    p.add_argument("--province", required=True, choices=["SC", "CQ"])
+    p.add_argument("--licence-no", required=True)
+    p.add_argument("--reason", default="")
+    p.add_argument("--restore", action="store_true", help="undo a revocation")
+    p.add_argument("--url", default="http://127.0.0.1:8080", help="the service (its /v1/revocations)")
+    p.add_argument("--admin-key", help="administrator key (or VERIFIER_ADMIN_KEY)")
+    p.add_argument("--redis-url", help="write to the shared store directly instead of the service")
+    p.set_defaults(func=_revoke)
+
+    p = sub.add_parser("admin-key", help="print a fresh administrator key (revocations, statistics)")
+    p.set_defaults(func=_admin_key)
+
+    p = sub.add_parser("demo", help="the whole story on the embedded store: apps present, counters scan")
+    p.add_argument("--json", action="store_true", help="print the decisions as JSON")
+    p.set_defaults(func=_demo)

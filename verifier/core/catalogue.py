@@ -1,0 +1,199 @@
+"""The catalogue: licence types, issuing units, channels, scenarios, pilot scopes and counters.
+
+Plain frozen values built by :mod:`verifier.adapters.catalogue_files` from ``data/``. Nothing here reads a
+file; the rules are data, and these classes only answer questions about them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Literal
+
+Province = Literal["SC", "CQ"]
+PROVINCES: tuple[Province, ...] = ("SC", "CQ")
+PROVINCE_CODES: dict[str, int] = {"SC": 510000, "CQ": 500000}
+PROVINCE_NAMES_ZH: dict[str, str] = {"SC": "四川", "CQ": "重庆"}
+NATIONAL = "national"
+
+# Cells of a row the decision depends on; losing any of them makes the row not yet recognised.
+RULE_CELLS: tuple[str, ...] = ("name_zh", "issuing_units", "channels", "scenarios", "pilot_scope")
+CELLS: tuple[str, ...] = (*RULE_CELLS[:4], "related_items", "pilot_scope")
+
+
+@dataclass(frozen=True, slots=True)
+class Channel:
+    """An app (亮证渠道); ``province`` is SC, CQ or ``national``."""
+
+    code: str
+    name_zh: str
+    name_en: str
+    province: str
+
+    def may_show(self, province: str) -> bool:
+        """Whether this app may show a licence issued in ``province``."""
+        return self.province in (NATIONAL, province)
+
+
+@dataclass(frozen=True, slots=True)
+class IssuingUnit:
+    """A 签发单位: signs the licences it issues with its own keys."""
+
+    code: str
+    name_zh: str
+    name_en: str
+    province: str
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    """A business a counter does when a licence is shown (应用场景)."""
+
+    code: str
+    name_zh: str
+    name_en: str
+
+
+@dataclass(frozen=True, slots=True)
+class RelatedItem:
+    """A 涉及"川渝通办"事项; ``item`` is its seq in the 2020 list when it is one of the 95."""
+
+    name_zh: str
+    item: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Institution:
+    """A place with counters, of one or more kinds, in one province."""
+
+    code: str
+    name_zh: str
+    province: str
+    level: str
+    kinds: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class PilotScope:
+    """Where in one province a licence type is recognised: the whole province, every institution
+    of a kind, or named institutions."""
+
+    shape: Literal["province", "institution-kind", "institutions"]
+    label_zh: str
+    kind: str | None = None
+    institutions: tuple[str, ...] = ()
+
+    def covers(self, institution: Institution) -> bool:
+        """Whether ``institution`` (already known to be in this scope's province) is in scope."""
+        if self.shape == "province":
+            return True
+        if self.shape == "institution-kind":
+            return self.kind in institution.kinds
+        return institution.code in self.institutions
+
+
+@dataclass(frozen=True, slots=True)
+class Attribute:
+    """A type-specific field of the presentation token (for example the driving licence class)."""
+
+    name: str
+    name_zh: str
+    name_en: str
+
+
+@dataclass(frozen=True, slots=True)
+class LicenceType:
+    """One row of the official list. Cells the source lost are ``None`` and named in ``lost``."""
+
+    seq: int
+    code: str
+    name_zh: str | None
+    name_en: str | None
+    issuing_units: dict[str, tuple[str, ...]] | None
+    channels: tuple[str, ...] | None
+    scenarios: tuple[str, ...] | None
+    related_items: tuple[RelatedItem, ...] | None
+    pilot_scope: dict[str, PilotScope] | None
+    attributes: tuple[Attribute, ...] = ()
+    inferred: frozenset[str] = frozenset()
+    lost: frozenset[str] = frozenset()
+    note: str = ""
+
+    @property
+    def missing_rules(self) -> tuple[str, ...]:
+        """The rule cells the source lost, in table order; empty when the row is recognised."""
+        return tuple(cell for cell in RULE_CELLS if cell in self.lost)
+
+    @property
+    def recognised(self) -> bool:
+        """Whether every rule this row needs is known."""
+        return not self.missing_rules
+
+    @property
+    def mintable(self) -> bool:
+        """Whether an issuer knows enough to sign it: who issues it and which apps show it."""
+        return "issuing_units" not in self.lost and "channels" not in self.lost
+
+    def units_in(self, province: str) -> tuple[str, ...]:
+        """The designated issuing units of this type in ``province``."""
+        return (self.issuing_units or {}).get(province, ())
+
+
+@dataclass(frozen=True, slots=True)
+class Counter:
+    """A counter (窗口) of an institution, registered for the scenarios it handles."""
+
+    id: str
+    name_zh: str
+    institution: Institution
+    scenarios: tuple[str, ...]
+
+    @property
+    def province(self) -> str:
+        """The counter's province is its institution's."""
+        return self.institution.province
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """One of the 95 川渝通办 items of 川办发〔2020〕67号."""
+
+    seq: int
+    name_zh: str
+    lead_departments: tuple[str, ...]
+    name_cq_zh: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class InstitutionKind:
+    """A kind of institution that a pilot scope may name."""
+
+    code: str
+    name_zh: str
+    name_en: str
+
+
+@dataclass(frozen=True, eq=False)
+class Catalogue:
+    """Everything in ``data/``, indexed by code."""
+
+    licences: dict[str, LicenceType]
+    channels: dict[str, Channel]
+    units: dict[str, IssuingUnit]
+    scenarios: dict[str, Scenario]
+    kinds: dict[str, InstitutionKind]
+    institutions: dict[str, Institution]
+    counters: dict[str, Counter]
+    items: dict[int, Item] = field(default_factory=dict)
+
+    @cached_property
+    def _seq_index(self) -> dict[int, LicenceType]:
+        return {lt.seq: lt for lt in self.licences.values()}
+
+    def licence_by_seq(self, seq: int) -> LicenceType | None:
+        """The licence type with 序号 ``seq`` (how a presentation token names it)."""
+        return self._seq_index.get(seq)
+
+    def by_seq(self) -> list[LicenceType]:
+        """Licence types in the order of the official list."""
+        return sorted(self.licences.values(), key=lambda lt: lt.seq)

@@ -1,0 +1,245 @@
+"""The mock issuer's signing keys: one or more per issuing unit, kept in the git-ignored state folder.
+
+    <state>/keys/<kid>.pem   private key, PKCS#8 PEM, mode 0600
+    <state>/keys.json        metadata of every key, and the secret behind pseudonymous subjects
+    <state>/jwks.json        the public trust list, in the format of :mod:`verifier.core.trust`
+    <state>/keys.lock        held while keys are created, so two processes starting at once agree
+
+Every unit gets a key the first time keys are needed; :meth:`KeyStore.rotate` adds a newer one while
+the old stays valid. Files are written to a temporary name and renamed into place, so a reader never
+sees half a file.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import secrets
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+
+from verifier.adapters.paths import state_dir
+from verifier.core.catalogue import IssuingUnit
+from verifier.core.token import ALGORITHMS
+from verifier.core.trust import TrustedKey, TrustList, parse_trust_list, public_jwk
+from verifier.errors import KeyStoreError, UsageError
+
+DEFAULT_ALG = "ES256"
+KEY_LIFETIME = 365 * 86400  # seconds a new key is valid for
+BACKDATE = 86400  # a new key is valid from a day ago, so a clock a little behind still accepts it
+
+
+@dataclass(frozen=True, slots=True)
+class SigningKey:
+    """One private key of one issuing unit, pinned to one algorithm and validity window."""
+
+    kid: str
+    unit: str
+    province: str
+    alg: str
+    valid_from: int
+    valid_until: int
+    private_key: Any
+
+    @property
+    def serial(self) -> int:
+        """The ``n`` of ``<unit>-<n>``: higher is newer."""
+        return int(self.kid.rsplit("-", 1)[1])
+
+    def valid_at(self, now: float) -> bool:
+        """Whether the key may sign at ``now``."""
+        return self.valid_from <= now < self.valid_until
+
+    def sign(self, data: bytes) -> bytes:
+        """The raw JWS signature of ``data`` (r‖s for ES256)."""
+        signature: bytes = ALGORITHMS[self.alg].sign(data, self.private_key)
+        return signature
+
+    def public(self) -> TrustedKey:
+        """The public half, as the trust list holds it."""
+        public_key = self.private_key.public_key()
+        return TrustedKey(self.kid, self.alg, self.unit, self.province, self.valid_from, self.valid_until, public_key)
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRing:
+    """The keys of every unit, and the secret that derives pseudonymous subjects."""
+
+    keys: tuple[SigningKey, ...]
+    subject_secret: bytes
+
+    def signing_key(self, unit: str, now: float) -> SigningKey:
+        """The newest key of ``unit`` valid at ``now``."""
+        valid = [k for k in self.keys if k.unit == unit and k.valid_at(now)]
+        if not valid:
+            raise KeyStoreError(f"no valid signing key for unit {unit!r}; run `verifier issuer rotate --unit {unit}`")
+        return max(valid, key=lambda k: k.serial)
+
+    def jwks(self) -> dict[str, Any]:
+        """The public keys as a JWKS, each with its province, unit, algorithm and window."""
+        return {"keys": [public_jwk(k.public()) for k in self.keys]}
+
+    def trust_list(self) -> TrustList:
+        """The same keys as the verifier reads them."""
+        return parse_trust_list(self.jwks())
+
+
+def generate_key(unit: IssuingUnit, serial: int, *, alg: str = DEFAULT_ALG, now: float) -> SigningKey:
+    """A fresh key for ``unit``, valid from a day before ``now`` for a year."""
+    private_key: Any
+    if alg == "ES256":
+        private_key = ec.generate_private_key(ec.SECP256R1())
+    elif alg == "EdDSA":
+        private_key = ed25519.Ed25519PrivateKey.generate()
+    else:
+        raise UsageError(
+            f"不支持的签名算法 {alg!r}，可用 ES256、EdDSA / unsupported algorithm {alg!r}; use ES256 or EdDSA"
+        )
+    start = int(now) - BACKDATE
+    return SigningKey(f"{unit.code}-{serial}", unit.code, unit.province, alg, start, start + KEY_LIFETIME, private_key)
+
+
+class KeyStore:
+    """The key state in one folder. :meth:`keyring` creates missing keys and reloads only when
+    ``keys.json`` changed, so a running issuer picks up a rotation made by another process."""
+
+    def __init__(self, units: Iterable[IssuingUnit], directory: Path | None = None) -> None:
+        self.units = {u.code: u for u in units}
+        self.directory = directory or state_dir()
+        self._cached: tuple[tuple[int, int], KeyRing] | None = None
+
+    @property
+    def _meta(self) -> Path:
+        return self.directory / "keys.json"
+
+    def keyring(self, now: float | None = None) -> KeyRing:
+        """Every unit's keys, creating a key for each unit that has no valid one at ``now``."""
+        now = time.time() if now is None else now
+        ring = self._load()
+        if ring is None or self._lacking(ring, now) or not (self.directory / "jwks.json").exists():
+            with self._locked():  # another process may have created them while we waited
+                ring = self._load() or KeyRing((), secrets.token_bytes(32))
+                fresh = [generate_key(self.units[u], _next_serial(ring, u), now=now) for u in self._lacking(ring, now)]
+                if fresh or not (self.directory / "jwks.json").exists():
+                    ring = self._save(KeyRing(ring.keys + tuple(fresh), ring.subject_secret), fresh)
+        return ring
+
+    def rotate(self, unit: str, *, alg: str = DEFAULT_ALG, now: float | None = None) -> SigningKey:
+        """Add a new key for ``unit``; it signs from now on, and the older keys stay valid."""
+        if unit not in self.units:
+            raise UsageError(f"未知的签发单位 {unit!r}，可选：{', '.join(self.units)} / unknown issuing unit {unit!r}")
+        now = time.time() if now is None else now
+        ring = self.keyring(now)
+        with self._locked():
+            ring = self._load() or ring
+            key = generate_key(self.units[unit], _next_serial(ring, unit), alg=alg, now=now)
+            self._save(KeyRing((*ring.keys, key), ring.subject_secret), [key])
+        return key
+
+    def trust_list(self, now: float | None = None) -> TrustList:
+        """The local keys as a :class:`~verifier.core.trust.TrustList`."""
+        return self.keyring(now).trust_list()
+
+    def _lacking(self, ring: KeyRing, now: float) -> list[str]:
+        have = {k.unit for k in ring.keys if k.valid_at(now)}
+        return [code for code in self.units if code not in have]
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        (self.directory / "keys").mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(self.directory / "keys.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # closing releases the lock
+
+    def _load(self) -> KeyRing | None:
+        try:
+            st = self._meta.stat()
+        except FileNotFoundError:
+            return None
+        stamp = (st.st_ino, st.st_mtime_ns)
+        if self._cached is not None and self._cached[0] == stamp:
+            return self._cached[1]
+        try:
+            doc = json.loads(self._meta.read_text(encoding="utf-8"))
+            keys = tuple(self._read_key(entry) for entry in doc["keys"])
+            ring = KeyRing(keys, bytes.fromhex(doc["subject_secret"]))
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            detail = f"{self._meta}: unreadable key state ({exc}); move the folder away to start afresh"
+            raise KeyStoreError(detail) from None
+        self._cached = (stamp, ring)
+        return ring
+
+    def _read_key(self, entry: dict[str, Any]) -> SigningKey:
+        pem = (self.directory / "keys" / f"{entry['kid']}.pem").read_bytes()
+        private_key = serialization.load_pem_private_key(pem, password=None)
+        expected = ec.EllipticCurvePrivateKey if entry["alg"] == "ES256" else ed25519.Ed25519PrivateKey
+        if not isinstance(private_key, expected):
+            raise ValueError(f"key {entry['kid']} is not an {entry['alg']} key")
+        return SigningKey(
+            entry["kid"],
+            entry["unit"],
+            entry["province"],
+            entry["alg"],
+            entry["valid_from"],
+            entry["valid_until"],
+            private_key,
+        )
+
+    def _save(self, ring: KeyRing, fresh: list[SigningKey]) -> KeyRing:
+        # Private keys first, then the metadata naming them, then the public list derived from both.
+        for key in fresh:
+            pem = key.private_key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
+            _write_atomic(self.directory / "keys" / f"{key.kid}.pem", pem, 0o600)
+        doc = {
+            "subject_secret": ring.subject_secret.hex(),
+            "keys": [
+                {"kid": k.kid, "unit": k.unit, "province": k.province, "alg": k.alg,
+                 "valid_from": k.valid_from, "valid_until": k.valid_until}
+                for k in ring.keys
+            ],
+        }  # fmt: skip
+        _write_atomic(self._meta, json.dumps(doc, indent=1).encode(), 0o600)
+        _write_atomic(self.directory / "jwks.json", json.dumps(ring.jwks(), indent=1).encode(), 0o644)
+        self._cached = None
+        return ring
+
+
+def _next_serial(ring: KeyRing, unit: str) -> int:
+    return max((k.serial for k in ring.keys if k.unit == unit), default=0) + 1
+
+
+def _write_atomic(path: Path, data: bytes, mode: int) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def local_trust_list(units: Iterable[IssuingUnit] | None = None, *, now: float | None = None) -> TrustList:
+    """The trust list of the keys in the state folder, creating them on first use; ``units``
+    defaults to every issuing unit in ``data/``."""
+    if units is None:
+        from verifier.adapters.catalogue_files import load_catalogue
+
+        units = load_catalogue().units.values()
+    return KeyStore(units).trust_list(now)

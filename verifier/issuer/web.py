@@ -1,0 +1,130 @@
+"""The mock issuer over HTTP: its public keys, and fresh presentation tokens for the simulated apps.
+
+    GET  /.well-known/jwks.json   the public keys of every issuing unit (verifier.core.trust format)
+    POST /v1/presentations        {"type", "province", "channel", "licence_no"?, "holder"?, "ttl"?,
+                                   "unit"?, "attributes"?} -> {"token", "claims", "expires_at", …}
+
+Errors are RFC 9457 ``application/problem+json`` from one middleware: 400 for a body that is not a
+JSON object with the right fields, 422 (with ``allowed``) for what the catalogue does not allow.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from verifier.core.catalogue import Catalogue
+from verifier.errors import MintRefusedError, VerifierError
+from verifier.issuer.keys import KeyStore
+from verifier.issuer.mint import mint
+from verifier.web.problems import ProblemError, problem
+
+CATALOGUE = web.AppKey("issuer_catalogue", Catalogue)
+KEYS = web.AppKey("issuer_keys", KeyStore)
+CLOCK: web.AppKey[Callable[[], float]] = web.AppKey("issuer_clock")
+
+MAX_BODY = 16 * 1024
+# Request member -> (keyword of mint, JSON type, required)
+_FIELDS: dict[str, tuple[str, type, bool]] = {
+    "type": ("licence_type", str, True),
+    "province": ("province", str, True),
+    "channel": ("channel", str, True),
+    "licence_no": ("licence_no", str, False),
+    "holder": ("holder", str, False),
+    "ttl": ("ttl", int, False),
+    "unit": ("unit", str, False),
+    "attributes": ("attributes", dict, False),
+}
+
+
+def create_issuer_app(
+    catalogue: Catalogue | None = None, *, keys: KeyStore | None = None, clock: Callable[[], float] | None = None
+) -> web.Application:
+    """The issuer app; reads ``data/`` and the state folder only when they are not given."""
+    if catalogue is None:
+        from verifier.adapters.catalogue_files import load_catalogue
+
+        catalogue = load_catalogue()
+    app = web.Application(middlewares=[_problems], client_max_size=MAX_BODY)
+    app[CATALOGUE] = catalogue
+    app[KEYS] = keys or KeyStore(catalogue.units.values())
+    app[CLOCK] = clock or time.time
+    app.router.add_get("/.well-known/jwks.json", _jwks)
+    app.router.add_post("/v1/presentations", _presentations)
+    return app
+
+
+async def _jwks(request: web.Request) -> web.Response:
+    ring = request.app[KEYS].keyring(request.app[CLOCK]())
+    return web.json_response(ring.jwks(), headers={"Cache-Control": "max-age=60"})
+
+
+async def _presentations(request: web.Request) -> web.Response:
+    options = _options(await _json_body(request))
+    now = request.app[CLOCK]()
+    try:
+        minted = mint(request.app[CATALOGUE], request.app[KEYS].keyring(now), now=now, **options)
+    except MintRefusedError as exc:
+        raise ProblemError(422, str(exc), field=exc.field, allowed=list(exc.allowed)) from None
+    answer = {"token": minted.token, "claims": minted.claims, "expires_at": minted.expires_at}
+    return web.json_response({**answer, "kid": minted.kid, "size": minted.size}, dumps=_dumps)
+
+
+async def _json_body(request: web.Request) -> dict[str, Any]:
+    try:
+        body = json.loads(await request.read())
+    except (ValueError, UnicodeDecodeError):
+        raise _malformed("body", "the body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise _malformed("body", "the body must be a JSON object")
+    return body
+
+
+def _options(body: dict[str, Any]) -> dict[str, Any]:
+    unknown = sorted(set(body) - set(_FIELDS))
+    if unknown:
+        raise _malformed(unknown[0], f"unknown field {unknown[0]!r}; fields are {', '.join(_FIELDS)}")
+    options: dict[str, Any] = {}
+    for name, (keyword, kind, required) in _FIELDS.items():
+        if name not in body:
+            if required:
+                raise _malformed(name, f"field {name!r} is required")
+            continue
+        value = body[name]
+        if type(value) is not kind or (isinstance(value, dict) and not all(isinstance(v, str) for v in value.values())):
+            raise _malformed(name, f"field {name!r} must be {_JSON_NAMES[kind]}")
+        options[keyword] = value
+    return options
+
+
+_JSON_NAMES = {str: "a string", int: "an integer", dict: "an object of strings"}
+
+
+def _malformed(field: str, detail: str) -> ProblemError:
+    return ProblemError(400, detail, field=field)
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def _problems(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ProblemError as exc:
+        return exc.response()
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        allow = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
+        return problem(exc.status, exc.reason or exc.text or "", headers=allow)
+    except VerifierError as exc:
+        return problem(500, f"[{exc.code}] {exc}")
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False)

@@ -1,0 +1,88 @@
+"""The verifier application's factory, the one composition root: it builds the store, the trust
+source and the service from the settings (or takes them ready-made from a test), and adds the routes
+and pages. No I/O happens until the app starts."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+
+from aiohttp import web
+
+from verifier.adapters.api_keys import ApiKeys
+from verifier.adapters.catalogue_files import load_catalogue
+from verifier.adapters.memory_store import MemoryStore
+from verifier.adapters.paths import state_dir
+from verifier.adapters.redis_store import RedisStore
+from verifier.adapters.trust_source import JwksTrustSource
+from verifier.core.catalogue import Catalogue
+from verifier.service.ports import ScanStore, TrustSource
+from verifier.service.scan import ScanService
+from verifier.service.settings import Settings
+from verifier.web import appkeys, handlers, pages
+from verifier.web.edge import problem_middleware
+from verifier.web.metrics import Metrics
+from verifier.web.server import DIRECT_ROUTES
+
+log = logging.getLogger("verifier")
+
+
+def build_store(settings: Settings) -> ScanStore:
+    """Redis when a URL is given, else the embedded in-process store."""
+    if settings.redis_url is None:
+        log.warning("no Redis URL: using the embedded in-process store — one instance only / 未配置Redis，仅限单实例")
+        return MemoryStore()
+    # One multiplexed connection (verifier.adapters.redis_pipe): every call bounded by the store timeout, a burst
+    # queued on it rather than refused, and a connection lost to a restart replaced at the next call.
+    return RedisStore.from_url(
+        settings.redis_url, op_timeout=settings.store_timeout, connect_timeout=settings.store_timeout / 2
+    )
+
+
+def create_app(
+    settings: Settings,
+    *,
+    store: ScanStore | None = None,
+    clock: Callable[[], float] | None = None,
+    trust: TrustSource | None = None,
+    catalogue: Catalogue | None = None,
+    api_keys: ApiKeys | None = None,
+) -> web.Application:
+    """The verifier application. No I/O happens until it starts."""
+    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[problem_middleware])
+    app[appkeys.SETTINGS] = settings
+    app[appkeys.METRICS] = Metrics()
+    app[appkeys.API_KEYS] = api_keys or ApiKeys()
+
+    async def service_ctx(app: web.Application) -> AsyncIterator[None]:
+        cat = catalogue or load_catalogue()
+        refresher = None
+        source: TrustSource
+        if trust is None:
+            # A file or URL; without one, the local mock issuer's jwks.json (``verifier serve`` makes sure
+            # it exists: the verifier side never holds a signing key).
+            jwks = JwksTrustSource(settings.jwks or state_dir() / "jwks.json")
+            await jwks.refresh()
+            refresher = asyncio.create_task(jwks.run_periodic(settings.trust_refresh_seconds))
+            source = jwks
+        else:
+            source = trust
+        state = store or build_store(settings)
+        app[appkeys.SERVICE] = ScanService(
+            cat, source, state, policy=settings.policy, clock=clock or time.time, record_ttl=settings.record_ttl
+        )
+        yield
+        if refresher is not None:
+            refresher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await refresher
+        await state.close()
+
+    app.cleanup_ctx.append(service_ctx)
+    handlers.add_routes(app)
+    app[DIRECT_ROUTES] = (("POST", "/v1/scans"),)  # served without routing each request by verifier serve
+    pages.add_routes(app)
+    return app

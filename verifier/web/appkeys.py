@@ -1,0 +1,15 @@
+"""Typed keys of the aiohttp application: the one place the shell's shared objects are named."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from verifier.adapters.api_keys import ApiKeys
+from verifier.service.scan import ScanService
+from verifier.service.settings import Settings
+from verifier.web.metrics import Metrics
+
+SETTINGS = web.AppKey("settings", Settings)
+SERVICE = web.AppKey("service", ScanService)
+API_KEYS = web.AppKey("api_keys", ApiKeys)
+METRICS = web.AppKey("metrics", Metrics)

@@ -1,0 +1,173 @@
+"""The verifier's HTTP handlers: parse, authenticate, call one service method, render.
+
+Status codes exist only here and in :mod:`verifier.web.edge`. Every error that is not a decision is
+RFC 9457 problem+json.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from verifier.core.catalogue import PROVINCES, Counter
+from verifier.core.catalogue_view import catalogue_document
+from verifier.core.stats import stats_document
+from verifier.service.scan import ScanResult, scan_document
+from verifier.web import appkeys
+from verifier.web.edge import (
+    counter_of,
+    json_body,
+    json_response,
+    optional_field,
+    require_admin,
+    required_field,
+    unavailable,
+)
+from verifier.web.logsink import scan_lines
+from verifier.web.problems import ProblemError
+
+log = logging.getLogger("verifier")
+_FIELD_MAX = 64  # serial numbers, operator ids, licence numbers
+# A longer token is refused as a bad request; up to this, it is decided (anything past 1024 characters is
+# TOKEN_TOO_LARGE). The OpenAPI document states the same maximum, and a body holding it fits the body limit.
+_TOKEN_FIELD_MAX = 8192
+
+
+async def post_scan(request: web.Request) -> web.Response:
+    """POST /v1/scans: a counter posts a shown token."""
+    started = time.perf_counter()
+    counter = counter_of(request)
+    body = await json_body(request)
+    token = required_field(body, "token", _TOKEN_FIELD_MAX)
+    scenario = required_field(body, "scenario", _FIELD_MAX)
+    serial_no = optional_field(body, "serial_no", _FIELD_MAX)
+    operator = optional_field(body, "operator", _FIELD_MAX)
+    service = request.app[appkeys.SERVICE]
+    if scenario not in service.catalogue.scenarios:
+        raise ProblemError(422, f"unknown scenario {scenario!r}", field="scenario", allowed=list(counter.scenarios))
+    result = await service.scan(counter, token, scenario, operator=operator, serial_no=serial_no)
+    elapsed = time.perf_counter() - started
+    request.app[appkeys.METRICS].observe(result.record.decision, result.cached, elapsed)
+    _log_scan(result, counter, elapsed, operator=operator, serial_no=serial_no)
+    return json_response(scan_document(result))
+
+
+def _json_line(data: dict[str, Any]) -> str:
+    try:
+        return orjson.dumps(data).decode("utf-8")
+    except TypeError:  # a lone surrogate in a client's field
+        return json.dumps(data, ensure_ascii=False)
+
+
+def _log_scan(
+    result: ScanResult, counter: Counter, elapsed: float, *, operator: str | None, serial_no: str | None
+) -> None:
+    """One JSON line per scan: who, what, outcome — never the token or the holder. Operator and serial
+    number are this request's: a cached re-scan answers the stored scan but is a business of its own."""
+    record = result.record
+    if scan_lines.enabled:
+        scan_lines.write(
+            _json_line(
+                {
+                    "event": "scan",
+                    "scan_id": record.scan_id,
+                    "counter": counter.id,
+                    "counter_province": counter.province,
+                    "operator": operator,
+                    "serial_no": serial_no,
+                    "scenario": record.scenario,
+                    "type": result.licence_type,
+                    "issuing_province": result.issuing_province,
+                    "decision": record.decision,
+                    "reasons": [code for code, _ in record.reasons],
+                    "cached": result.cached,
+                    "ms": round(elapsed * 1000, 2),
+                }
+            )
+        )
+
+
+async def get_scan(request: web.Request) -> web.Response:
+    """GET /v1/scans/{scan_id}: the decision again, for the counter that made it."""
+    counter = counter_of(request)
+    record = await request.app[appkeys.SERVICE].get_scan(request.match_info["scan_id"])
+    if record is None or record.counter != counter.id:
+        raise ProblemError(404, "no such scan for this counter")
+    return json_response(scan_document(ScanResult(record, False, "-", "-")))
+
+
+async def post_revocation(request: web.Request) -> web.Response:
+    """POST /v1/revocations: an issuing unit revokes (or restores) a licence."""
+    require_admin(request)
+    body = await json_body(request)
+    service = request.app[appkeys.SERVICE]
+    licence_type = required_field(body, "type", _FIELD_MAX)
+    province = required_field(body, "province", _FIELD_MAX)
+    licence_no = required_field(body, "licence_no", _FIELD_MAX)
+    reason = optional_field(body, "reason", 200) or ""
+    restore = body.get("restore", False)
+    if not isinstance(restore, bool):
+        raise ProblemError(400, "field 'restore' must be a boolean", field="restore")
+    if licence_type not in service.catalogue.licences:
+        raise ProblemError(
+            422, f"unknown licence type {licence_type!r}", field="type", allowed=sorted(service.catalogue.licences)
+        )
+    if province not in PROVINCES:
+        raise ProblemError(422, f"unknown province {province!r}", field="province", allowed=list(PROVINCES))
+    await service.revoke(licence_type, province, licence_no, reason=reason, restore=restore)
+    log.info(json.dumps({"event": "revocation", "type": licence_type, "province": province, "restore": restore}))
+    return json_response(
+        {"type": licence_type, "province": province, "licence_no": licence_no, "revoked": not restore, "reason": reason}
+    )
+
+
+async def get_stats(request: web.Request) -> web.Response:
+    """GET /v1/stats: 核验证照落地实效 figures."""
+    require_admin(request)
+    return json_response(stats_document(await request.app[appkeys.SERVICE].stats()))
+
+
+async def get_catalogue(request: web.Request) -> web.Response:
+    """GET /v1/catalogue."""
+    return json_response(catalogue_document(request.app[appkeys.SERVICE].catalogue))
+
+
+async def get_trust_list(request: web.Request) -> web.Response:
+    """GET /v1/trust-list: the keys in use, with their provinces and units."""
+    return json_response(request.app[appkeys.SERVICE].trust_list())
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """Liveness: the process answers."""
+    return json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """Readiness: every check of :meth:`verifier.service.scan.ScanService.ready` passes."""
+    ready = await request.app[appkeys.SERVICE].ready()
+    if ready.problems:
+        raise unavailable("; ".join(ready.problems), request.app[appkeys.SETTINGS])
+    return json_response({"status": "ready", "keys": ready.keys, "store": ready.store})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    """Prometheus text format."""
+    return web.Response(text=request.app[appkeys.METRICS].render(), content_type="text/plain", charset="utf-8")
+
+
+def add_routes(app: web.Application) -> None:
+    """The API's routes."""
+    app.router.add_post("/v1/scans", post_scan)
+    app.router.add_get("/v1/scans/{scan_id}", get_scan)
+    app.router.add_get("/v1/catalogue", get_catalogue)
+    app.router.add_get("/v1/trust-list", get_trust_list)
+    app.router.add_post("/v1/revocations", post_revocation)
+    app.router.add_get("/v1/stats", get_stats)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)
