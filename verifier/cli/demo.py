@@ -97,7 +97,11 @@ async def _run(as_json: bool) -> int:
         api = ApiKeys(Path(tmp) / "api-keys.json")
         admin = api.issue(ADMIN)
         app = create_app(
-            Settings(), store=MemoryStore(), trust=JwksTrustSource.static(ring.trust_list()), catalogue=cat, api_keys=api
+            Settings(),
+            store=MemoryStore(),
+            trust=JwksTrustSource.static(ring.trust_list()),
+            catalogue=cat,
+            api_keys=api,
         )
         runner = ProblemRunner(app, access_log=None)
         await runner.setup()

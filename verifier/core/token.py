@@ -66,8 +66,6 @@ _ECDSA_SHA256 = ec.ECDSA(hashes.SHA256())
 _B64URL = re.compile(r"[A-Za-z0-9_-]*")
 
 
-
-
 @dataclass(frozen=True, slots=True)
 class ParsedToken:
     """A token split and decoded, its signature not yet checked."""

@@ -35,8 +35,6 @@ _LICENCE_NO = re.compile(r"[^\s*]{1,32}")
 _ATTRIBUTE = re.compile(r"[0-9A-Za-z]{1,8}")
 
 
-
-
 @dataclass(frozen=True, slots=True)
 class Minted:
     """A signed token with the header and claims it carries."""

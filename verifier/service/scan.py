@@ -210,7 +210,6 @@ class ScanService:
         await self.store.set_revoked(key, not restore, reason)
         return key
 
-
     async def stats(self) -> dict[str, int]:
         """The statistics counters (:meth:`verifier.service.ports.ScanStore.stats`)."""
         return await self.store.stats()

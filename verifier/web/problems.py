@@ -7,6 +7,8 @@ from typing import Any
 
 from aiohttp import web
 
+from verifier.errors import VerifierError
+
 PROBLEM_TYPE = "application/problem+json"
 _BASE = "https://cy-licence.example/problems/"
 
@@ -41,8 +43,10 @@ def problem(status: int, detail: str, *, headers: dict[str, str] | None = None, 
     )
 
 
-class ProblemError(Exception):
-    """Raised by handlers to answer with a problem."""
+class ProblemError(VerifierError):
+    """Raised by handlers to answer with a problem: ``status``, ``detail`` and extra members."""
+
+    code = "HTTP_PROBLEM"
 
     def __init__(self, status: int, detail: str, *, headers: dict[str, str] | None = None, **extra: Any) -> None:
         super().__init__(detail)
