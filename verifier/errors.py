@@ -1,7 +1,7 @@
 """The package's exceptions: one root, each leaf with a stable machine ``code``. Decisions are values,
 never exceptions; these are for tokens that cannot be read, set-up, usage and the state store.
 
-VerifierError                      root; ``code`` is a stable machine code
+VerifierError                      VERIFIER_ERROR     the root; ``code`` is a stable machine code
 ├── CatalogueError                 CATALOGUE_INVALID  a data/ file is unreadable, invalid, or names what does not exist
 ├── UsageError                     USAGE              a command's arguments do not fit the catalogue (exit 2)
 │   └── MintRefusedError           MINT_REFUSED       the issuer will not mint this token; ``field``, ``allowed``
@@ -10,7 +10,7 @@ VerifierError                      root; ``code`` is a stable machine code
 ├── StoreUnavailableError          STORE_UNAVAILABLE  the state store cannot be reached or written now (HTTP 503)
 └── ProblemError                   HTTP_PROBLEM       a request answered with problem+json (verifier.web.problems)
 
-The leaves that belong to one layer live beside it (named above); the rest live here, where every
+ProblemError lives beside the web shell (it is an HTTP answer); the rest live here, where every
 layer may import them.
 """
 
