@@ -1,5 +1,5 @@
-"""Shared fixtures: the catalogue, and a private state folder per test session so generated keys
-never touch the checkout's own ``.verifier/``."""
+"""Shared fixtures: the catalogue, a private state folder per test session so generated keys never
+touch the checkout's own ``.verifier/``, a scene of apps and keys per test, and redis-servers."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.redis_server import RedisServer
+from tests.scenes import Scene
 from verifier.adapters.catalogue_files import load_catalogue
 from verifier.core.catalogue import Catalogue
 
@@ -26,6 +27,12 @@ def _state_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("VERIFIER_STATE_DIR", str(path))
         yield path
+
+
+@pytest.fixture
+def scene(catalogue: Catalogue, tmp_path: Path) -> Scene:
+    """Real keys, the five apps, and a key file of counter keys in this test's own folder."""
+    return Scene.build(catalogue, tmp_path)
 
 
 @pytest.fixture(scope="session")

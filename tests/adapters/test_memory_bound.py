@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import gc
 import tracemalloc
-from pathlib import Path
 
 import pytest
 
@@ -22,12 +21,11 @@ CAPACITY = 500
 
 
 async def test_new_tokens_beyond_the_seen_bound_keep_memory_flat(
-    catalogue: Catalogue, tmp_path: Path, redis_server: RedisServer
+    catalogue: Catalogue, scene: Scene, redis_server: RedisServer
 ) -> None:
     """Once scans have filled the seen map to its bound and replaced every entry in it once under tracing,
     3,000 more new tokens add no memory that stays. (Tracing starts before the replacing: an entry made
     before tracing began is freed untraced, so its successor would count as growth.)"""
-    scene = Scene.build(catalogue, tmp_path)
     store = RedisStore.from_url(redis_server.url)
     service = ScanService(catalogue, JwksTrustSource.static(scene.keyring.trust_list()), store, seen_capacity=CAPACITY)
     counter = catalogue.counters["cq-notary-zhixin-01"]

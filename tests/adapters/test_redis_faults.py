@@ -7,17 +7,15 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp.test_utils import TestClient
 
+from tests.helpers import Client, ClientFactory
 from tests.redis_server import RedisServer
 from tests.scenes import Scene
-from verifier.core.catalogue import Catalogue
 from verifier.errors import StoreUnavailableError
 from verifier.service.ports import licence_tag
 from verifier.service.settings import Settings
@@ -25,17 +23,9 @@ from verifier.web import appkeys
 
 pytestmark = pytest.mark.redis
 
-Client = TestClient[Any, Any]
-ClientFactory = Callable[..., Awaitable[Client]]
 NOTARY = ("cq-notary-zhixin-01", "cq-notary-zhixin-02", "cq-notary-yubei-01")
 SCENARIO = "notary-driving-licence"
 BOUND = 1.5  # seconds: store timeout (1 s) plus slack; no counter waits longer
-
-
-@pytest.fixture
-def scene(catalogue: Catalogue, tmp_path: Path) -> Scene:
-    """Apps, keys and counter keys."""
-    return Scene.build(catalogue, tmp_path)
 
 
 class Scan:

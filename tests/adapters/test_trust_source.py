@@ -5,12 +5,9 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
 
-from aiohttp.test_utils import TestClient
-
+from tests.helpers import ClientFactory
 from tests.scenes import Scene
 from verifier.adapters.memory_store import MemoryStore
 from verifier.adapters.trust_source import JwksTrustSource
@@ -20,26 +17,24 @@ from verifier.issuer.keys import KeyStore
 from verifier.service.settings import Settings
 from verifier.web.app import create_app
 
-ClientFactory = Callable[..., Awaitable[TestClient[Any, Any]]]
-
 
 async def test_rotated_key_is_trusted_without_restart(
-    aiohttp_client: ClientFactory, catalogue: Catalogue, tmp_path: Path
+    aiohttp_client: ClientFactory, catalogue: Catalogue, scene: Scene, tmp_path: Path
 ) -> None:
     """A token signed by a key rotated in after start is accepted: the unknown kid triggers one refresh."""
     state = tmp_path / "issuer"
     keys = KeyStore(catalogue.units.values(), state)
     keys.keyring()
-    scene = Scene(catalogue, keys.keyring(), Scene.build(catalogue, tmp_path).api_keys)
+    issuer = Scene(catalogue, keys.keyring(), scene.api_keys)  # the scene's counter keys, this issuer's keys
     app = create_app(
-        Settings(jwks=str(state / "jwks.json")), store=MemoryStore(), catalogue=catalogue, api_keys=scene.api_keys
+        Settings(jwks=str(state / "jwks.json")), store=MemoryStore(), catalogue=catalogue, api_keys=issuer.api_keys
     )
     client = await aiohttp_client(app)
     keys.rotate("sc-police")
     rotated = KeyStore(catalogue.units.values(), state).keyring()
-    token = Scene(catalogue, rotated, scene.api_keys).driving_licence("SC")
+    token = Scene(catalogue, rotated, issuer.api_keys).driving_licence("SC")
     body = {"token": token, "scenario": "notary-driving-licence"}
-    async with client.post("/v1/scans", json=body, headers=scene.auth("cq-notary-zhixin-01")) as response:
+    async with client.post("/v1/scans", json=body, headers=issuer.auth("cq-notary-zhixin-01")) as response:
         decision = await response.json()
     assert decision["decision"] == "accepted", decision
     async with client.get("/v1/trust-list") as response:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient
 
+from tests.helpers import Client, ClientFactory, assert_problem
 from verifier.core.catalogue import Catalogue
 from verifier.core.token import ALGORITHMS, parse
 from verifier.core.trust import parse_trust_list
@@ -16,9 +15,6 @@ from verifier.issuer.keys import KeyStore
 from verifier.issuer.web import create_issuer_app
 
 NOW = 1_790_000_000
-PROBLEM = "application/problem+json"
-
-Client = TestClient[Any, Any]
 
 
 @pytest.fixture
@@ -28,23 +24,19 @@ def keys(catalogue: Catalogue, tmp_path: Path) -> KeyStore:
 
 
 @pytest.fixture
-async def client(aiohttp_client: Callable[[Any], Awaitable[Client]], catalogue: Catalogue, keys: KeyStore) -> Client:
+async def client(aiohttp_client: ClientFactory, catalogue: Catalogue, keys: KeyStore) -> Client:
     """A client of the issuer app on a fixed clock."""
     return await aiohttp_client(create_issuer_app(catalogue, keys=keys, clock=lambda: NOW))
 
 
 async def _problem(client: Client, body: Any, status: int, *, raw: bytes | None = None) -> dict[str, Any]:
+    """POST ``body`` (or the bytes ``raw``) as a presentation request; the problem it is answered with."""
     response = (
         await client.post("/v1/presentations", json=body)
         if raw is None
         else await client.post("/v1/presentations", data=raw, headers={"Content-Type": "application/json"})
     )
-    assert response.status == status
-    assert response.content_type == PROBLEM
-    problem: dict[str, Any] = await response.json(content_type=PROBLEM)
-    assert problem["status"] == status
-    assert {"type", "title", "detail"} <= problem.keys()
-    return problem
+    return await assert_problem(response, status)
 
 
 async def test_jwks_lists_a_key_of_every_unit(client: Client, catalogue: Catalogue) -> None:
@@ -145,8 +137,7 @@ async def test_a_body_that_is_not_json_is_400(client: Client) -> None:
 
 async def test_an_unknown_path_is_a_404_problem(client: Client) -> None:
     """Routing errors are problem documents too."""
-    response = await client.get("/v1/nothing")
-    assert (response.status, response.content_type) == (404, PROBLEM)
+    await assert_problem(await client.get("/v1/nothing"), 404)
 
 
 async def test_a_rotation_made_elsewhere_signs_the_next_presentation(

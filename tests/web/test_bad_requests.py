@@ -17,24 +17,21 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestClient
+from aiohttp import ClientResponse, web
 
+from tests.helpers import PROBLEM, Client, ClientFactory, assert_problem
 from tests.redis_server import free_port
 from tests.scenes import Scene
 from verifier.adapters.memory_store import MemoryStore
 from verifier.adapters.paths import schema_dir
-from verifier.core.catalogue import Catalogue
 from verifier.service.settings import Settings
 from verifier.web.server import ProblemRunner
 
-Client = TestClient[Any, Any]
-PROBLEM = "application/problem+json"
 NOTARY = "cq-notary-zhixin-01"
 SCENARIO = "notary-driving-licence"
 MAX_BODY = Settings().max_body_bytes
@@ -42,34 +39,14 @@ TOKEN_FIELD_MAX = 8192  # the token field's maxLength in schemas/openapi.json
 
 
 @pytest.fixture
-def scene(catalogue: Catalogue, tmp_path: Path) -> Scene:
-    """Real keys, the five apps and a key file of this test's own."""
-    return Scene.build(catalogue, tmp_path)
-
-
-@pytest.fixture
-async def client(aiohttp_client: Callable[[web.Application], Awaitable[Client]], scene: Scene) -> Client:
+async def client(aiohttp_client: ClientFactory, scene: Scene) -> Client:
     """The verifier app on the embedded store."""
     return await aiohttp_client(scene.app(store=MemoryStore()))
 
 
-async def _problem(response: Any, status: int, *named: str) -> dict[str, Any]:
-    """Check a problem answer: its status, type, members, and that its detail names ``named``."""
-    text = await response.text()
-    assert response.status == status, text
-    assert response.content_type == PROBLEM
-    assert "Traceback" not in text
-    body: dict[str, Any] = json.loads(text)
-    assert body["status"] == status
-    assert {"type", "title", "detail"} <= body.keys()
-    for word in named:
-        assert word in body["detail"], body["detail"]
-    return body
-
-
 async def _post_raw(
     client: Client, scene: Scene, data: bytes, content_type: str | None = "application/json", path: str = "/v1/scans"
-) -> Any:
+) -> ClientResponse:
     headers = {**scene.auth(NOTARY)}
     if content_type is not None:
         headers["Content-Type"] = content_type
@@ -91,7 +68,7 @@ async def _post_raw(
 )
 async def test_invalid_json_is_a_400_naming_it(client: Client, scene: Scene, raw: bytes, named: str) -> None:
     """A body that is not JSON is a 400 that says so."""
-    await _problem(await _post_raw(client, scene, raw), 400, named)
+    await assert_problem(await _post_raw(client, scene, raw), 400, named)
 
 
 @pytest.mark.parametrize(
@@ -101,14 +78,14 @@ async def test_invalid_json_is_a_400_naming_it(client: Client, scene: Scene, raw
 )
 async def test_invalid_utf8_is_a_400_naming_it(client: Client, scene: Scene, raw: bytes) -> None:
     """A body that is not UTF-8 is a 400 that says so."""
-    await _problem(await _post_raw(client, scene, raw), 400, "UTF-8")
+    await assert_problem(await _post_raw(client, scene, raw), 400, "UTF-8")
 
 
 @pytest.mark.parametrize("charset", ["latin-1", "gb2312", "bogus-charset", "utf-7"])
 async def test_a_charset_other_than_utf8_is_a_415_naming_it(client: Client, scene: Scene, charset: str) -> None:
     """Content-Type application/json with any charset but UTF-8 is a 415 naming the charset."""
     raw = json.dumps({"token": "x", "scenario": SCENARIO}).encode()
-    await _problem(await _post_raw(client, scene, raw, f"application/json; charset={charset}"), 415, "charset")
+    await assert_problem(await _post_raw(client, scene, raw, f"application/json; charset={charset}"), 415, "charset")
 
 
 @pytest.mark.parametrize(
@@ -119,7 +96,7 @@ async def test_a_charset_other_than_utf8_is_a_415_naming_it(client: Client, scen
 async def test_a_body_that_is_not_json_by_type_is_a_415(client: Client, scene: Scene, content_type: str | None) -> None:
     """Any Content-Type but application/json (or none) is a 415 naming what was sent."""
     raw = json.dumps({"token": "x", "scenario": SCENARIO}).encode()
-    await _problem(await _post_raw(client, scene, raw, content_type), 415, "Content-Type")
+    await assert_problem(await _post_raw(client, scene, raw, content_type), 415, "Content-Type")
 
 
 @pytest.mark.parametrize(
@@ -149,14 +126,14 @@ async def test_a_missing_or_non_string_field_is_a_400_naming_the_field(
     client: Client, scene: Scene, body: dict[str, Any], field: str
 ) -> None:
     """A required field missing, or any field of the wrong type or length, is a 400 naming the field."""
-    problem = await _problem(await _post_raw(client, scene, json.dumps(body).encode()), 400, field)
+    problem = await assert_problem(await _post_raw(client, scene, json.dumps(body).encode()), 400, field)
     assert problem["field"] == field
 
 
 @pytest.mark.parametrize("raw", [b"[]", b'"a.b.c"', b"null", b"42", b"true"], ids=lambda r: r.decode())
 async def test_a_body_that_is_not_an_object_is_a_400(client: Client, scene: Scene, raw: bytes) -> None:
     """A JSON body that is not an object is a 400 that says it must be one."""
-    await _problem(await _post_raw(client, scene, raw), 400, "JSON object")
+    await assert_problem(await _post_raw(client, scene, raw), 400, "JSON object")
 
 
 @pytest.mark.parametrize("field", ["token", "scenario", "serial_no", "operator"])
@@ -164,7 +141,7 @@ async def test_a_lone_surrogate_escape_in_a_field_is_a_400(client: Client, scene
     """A field whose JSON escapes a lone surrogate (\\ud800), which no UTF-8 text holds, is a 400 naming the field."""
     body = {"token": "a.b.c", "scenario": SCENARIO, field: "x\ud800"}
     raw = json.dumps(body, ensure_ascii=True).encode()
-    problem = await _problem(await _post_raw(client, scene, raw), 400, field, "surrogate")
+    problem = await assert_problem(await _post_raw(client, scene, raw), 400, field, "surrogate")
     assert problem["field"] == field
 
 
@@ -174,7 +151,7 @@ async def test_a_lone_surrogate_in_a_revocation_is_a_400(client: Client, scene: 
     response = await client.post(
         "/v1/revocations", data=raw, headers={**scene.admin(), "Content-Type": "application/json"}
     )
-    await _problem(response, 400, "licence_no")
+    await assert_problem(response, 400, "licence_no")
 
 
 async def test_nan_and_infinity_in_fields_are_a_400(client: Client, scene: Scene) -> None:
@@ -182,20 +159,20 @@ async def test_nan_and_infinity_in_fields_are_a_400(client: Client, scene: Scene
     for literal, field in (("NaN", "token"), ("Infinity", "serial_no"), ("-Infinity", "operator")):
         values = {"token": '"a.b.c"', "scenario": f'"{SCENARIO}"', field: literal}
         raw = ("{" + ",".join(f'"{k}":{v}' for k, v in values.items()) + "}").encode()
-        await _problem(await _post_raw(client, scene, raw), 400, field)
+        await assert_problem(await _post_raw(client, scene, raw), 400, field)
 
 
 async def test_an_unknown_scenario_is_a_422_listing_the_counters_own(client: Client, scene: Scene) -> None:
     """An unknown scenario is a 422 naming it and listing what the counter handles."""
     raw = json.dumps({"token": "a.b.c", "scenario": "no-such-business"}).encode()
-    problem = await _problem(await _post_raw(client, scene, raw), 422, "no-such-business")
+    problem = await assert_problem(await _post_raw(client, scene, raw), 422, "no-such-business")
     assert SCENARIO in problem["allowed"]
 
 
 async def test_an_oversized_body_is_a_413(client: Client, scene: Scene) -> None:
     """A body past the size limit is a 413 problem, whether its length is declared or chunked."""
     raw = json.dumps({"token": "A" * (MAX_BODY + 1), "scenario": SCENARIO}).encode()
-    await _problem(await _post_raw(client, scene, raw), 413)
+    await assert_problem(await _post_raw(client, scene, raw), 413)
 
     async def chunks() -> Any:
         for _ in range(4):
@@ -204,7 +181,7 @@ async def test_an_oversized_body_is_a_413(client: Client, scene: Scene) -> None:
     response = await client.post(
         "/v1/scans", data=chunks(), headers={**scene.auth(NOTARY), "Content-Type": "application/json"}
     )
-    await _problem(response, 413)
+    await assert_problem(response, 413)
 
 
 async def test_a_token_up_to_the_documented_maximum_is_decided_and_one_past_it_is_a_400(
@@ -216,7 +193,7 @@ async def test_a_token_up_to_the_documented_maximum_is_decided_and_one_past_it_i
     assert response.status == 200
     assert [r["code"] for r in (await response.json())["reasons"]] == ["TOKEN_TOO_LARGE"]
     raw = json.dumps({"token": "A" * (TOKEN_FIELD_MAX + 1), "scenario": SCENARIO}).encode()
-    await _problem(await _post_raw(client, scene, raw), 400, "token", str(TOKEN_FIELD_MAX))
+    await assert_problem(await _post_raw(client, scene, raw), 400, "token", str(TOKEN_FIELD_MAX))
 
 
 def test_the_documented_token_maximum_fits_the_body_limit() -> None:
@@ -237,7 +214,7 @@ async def test_a_missing_or_wrong_key_is_a_401_even_when_huge(client: Client, au
     response = await client.post(
         "/v1/scans", data=raw, headers={"Authorization": authorization, "Content-Type": "application/json"}
     )
-    await _problem(response, 401, "API key")
+    await assert_problem(response, 401, "API key")
     assert response.headers["WWW-Authenticate"] == "Bearer"
 
 
@@ -256,7 +233,7 @@ async def test_a_bad_revocation_is_a_400_naming_the_field(
 ) -> None:
     """A revocation with a field missing or of the wrong type is a 400 naming the field."""
     response = await client.post("/v1/revocations", json=body, headers=scene.admin())
-    problem = await _problem(response, 400, field)
+    problem = await assert_problem(response, 400, field)
     assert problem["field"] == field
 
 
@@ -296,7 +273,7 @@ def _refusal(answer: bytes, status: int, *named: str) -> dict[str, Any]:
     head, _, raw = answer.partition(b"\r\n\r\n")
     assert _status(answer) == status, answer[:300]
     headers = head.decode("latin-1").lower()
-    assert "content-type: application/problem+json" in headers
+    assert f"content-type: {PROBLEM}" in headers
     text = raw.decode("utf-8")
     assert "Traceback" not in text
     assert 'File "' not in text
@@ -396,5 +373,5 @@ async def test_large_headers_within_the_parsers_limits_reach_the_problem_middlew
     answer = await _exchange(server, request)
     head, _, body = answer.partition(b"\r\n\r\n")
     assert _status(answer) == 401
-    assert b"application/problem+json" in head
+    assert PROBLEM.encode() in head
     assert json.loads(body)["status"] == 401

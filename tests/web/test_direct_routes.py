@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -14,17 +13,10 @@ from aiohttp import web
 
 from tests.scenes import Scene
 from verifier.adapters.memory_store import MemoryStore
-from verifier.core.catalogue import Catalogue
 from verifier.web.server import ProblemRunner
 
 NOTARY = "cq-notary-zhixin-01"
 SCENARIO = "notary-driving-licence"
-
-
-@pytest.fixture
-def scene(catalogue: Catalogue, tmp_path: Path) -> Scene:
-    """Apps, keys and counter keys."""
-    return Scene.build(catalogue, tmp_path)
 
 
 class Served:

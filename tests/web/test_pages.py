@@ -5,31 +5,20 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Awaitable, Callable
-from pathlib import Path
-from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient
 
+from tests.helpers import Client, ClientFactory, assert_problem
 from tests.scenes import Scene
 from verifier.adapters.memory_store import MemoryStore
-from verifier.core.catalogue import Catalogue
 from verifier.core.reasons import MESSAGES
 from verifier.web.pages import CSP, STATIC
 
-Client = TestClient[Any, Any]
 PAGES = ("/console", "/dashboard")
 
 
 @pytest.fixture
-def scene(catalogue: Catalogue, tmp_path: Path) -> Scene:
-    """Keys and apps of this test."""
-    return Scene.build(catalogue, tmp_path)
-
-
-@pytest.fixture
-async def client(scene: Scene, aiohttp_client: Callable[..., Awaitable[Client]]) -> Client:
+async def client(scene: Scene, aiohttp_client: ClientFactory) -> Client:
     """A client of the real app on the embedded store."""
     return await aiohttp_client(scene.app(store=MemoryStore()))
 
@@ -155,16 +144,14 @@ async def test_me_names_the_counter_and_its_businesses(client: Client, scene: Sc
 async def test_me_refuses_without_a_counter_key(client: Client, headers: dict[str, str]) -> None:
     """No key, a wrong key or another scheme is a 401 problem asking for a Bearer key."""
     response = await client.get("/v1/counters/me", headers=headers)
-    assert response.status == 401
-    assert response.content_type == "application/problem+json"
+    await assert_problem(response, 401)
     assert response.headers["WWW-Authenticate"] == "Bearer"
 
 
 async def test_me_refuses_the_administrator(client: Client, scene: Scene) -> None:
     """The administrator's key is not a counter's: /v1/counters/me answers 401."""
     response = await client.get("/v1/counters/me", headers=scene.admin())
-    assert response.status == 401
-    assert "counter" in (await response.json())["detail"]
+    await assert_problem(response, 401, "counter")
 
 
 async def test_api_answers_do_not_carry_the_page_policy(client: Client) -> None:

@@ -27,9 +27,9 @@ from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp.test_utils import TestClient
 
 from tests.forge import assemble, header_for, split
+from tests.helpers import ClientFactory
 from tests.redis_server import RedisServer, free_port
 from verifier.adapters.api_keys import ApiKeys
 from verifier.adapters.memory_store import MemoryStore
@@ -374,7 +374,7 @@ async def test_load_with_faults_sustained(
 
 
 async def test_scans_of_a_rotated_key_arriving_together_are_all_accepted(
-    aiohttp_client: Any, catalogue: Catalogue, tmp_path: Path
+    aiohttp_client: ClientFactory, catalogue: Catalogue, tmp_path: Path
 ) -> None:
     """A unit's key rotates; eight scans of tokens signed by the new key arrive at once: the first refreshes the
     trust list and the others wait for that refresh rather than being refused with the old list."""
@@ -383,7 +383,7 @@ async def test_scans_of_a_rotated_key_arriving_together_are_all_accepted(
     api_keys = ApiKeys(tmp_path / "api-keys.json")
     source = JwksTrustSource(tmp_path / "jwks.json", initial=store.trust_list())
     app = create_app(Settings(), store=MemoryStore(), trust=source, catalogue=catalogue, api_keys=api_keys)
-    client: TestClient[Any, Any] = await aiohttp_client(app)
+    client = await aiohttp_client(app)
     store.rotate("sc-police")
     present = apps(catalogue, store.keyring(time.time()))["jiaoguan-12123"].present
     tokens = [present("driving-licence", "SC", licence_no=f"5101990000{i:02d}").token for i in range(8)]

@@ -6,24 +6,18 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient
 
+from tests.helpers import Client, ClientFactory, assert_problem
 from tests.scenes import Scene
 from verifier.adapters.memory_store import MemoryStore
-from verifier.core.catalogue import Catalogue
 from verifier.errors import StoreUnavailableError
 
-PROBLEM = "application/problem+json"
 NOTARY = "cq-notary-zhixin-01"
 NOTARY_2 = "cq-notary-zhixin-02"
 DRIVING = "notary-driving-licence"
-
-Client = TestClient[Any, Any]
 
 
 class Shell:
@@ -70,13 +64,7 @@ class DownStore(MemoryStore):
 
 
 @pytest.fixture
-def scene(catalogue: Catalogue, tmp_path: Path) -> Scene:
-    """Real keys, the five apps and a key file of this test's own."""
-    return Scene.build(catalogue, tmp_path)
-
-
-@pytest.fixture
-async def shell(aiohttp_client: Callable[[Any], Awaitable[Client]], scene: Scene) -> Shell:
+async def shell(aiohttp_client: ClientFactory, scene: Scene) -> Shell:
     """The verifier app on the embedded store."""
     store = MemoryStore()
     return Shell(await aiohttp_client(scene.app(store=store)), scene, store)
@@ -86,15 +74,6 @@ def _metric(text: str, name: str) -> float:
     match = re.search(rf"^{re.escape(name)} (\S+)$", text, re.MULTILINE)
     assert match, f"{name} missing from /metrics"
     return float(match.group(1))
-
-
-async def _problem(response: Any, status: int) -> dict[str, Any]:
-    assert response.status == status
-    assert response.content_type == PROBLEM
-    body: dict[str, Any] = await response.json(content_type=PROBLEM)
-    assert body["status"] == status
-    assert {"type", "title", "detail"} <= body.keys()
-    return body
 
 
 async def test_a_scan_is_stored_with_operator_and_serial_no_for_its_counter_only(shell: Shell) -> None:
@@ -109,7 +88,7 @@ async def test_a_scan_is_stored_with_operator_and_serial_no_for_its_counter_only
     assert mine.status == 200
     assert await mine.json() == decision
     theirs = await shell.client.get(f"/v1/scans/{decision['scan_id']}", headers=shell.scene.auth(NOTARY_2))
-    problem = await _problem(theirs, 404)
+    problem = await assert_problem(theirs, 404)
     assert decision["scan_id"] not in json.dumps(problem)
 
 
@@ -194,26 +173,26 @@ async def test_readyz_is_ready_with_the_trust_list_and_the_embedded_store(shell:
 
 async def test_an_unknown_route_is_a_404_problem(shell: Shell) -> None:
     """A path the service does not serve answers 404 as problem+json, not aiohttp's text page."""
-    problem = await _problem(await shell.client.get("/v1/nothing-here"), 404)
+    problem = await assert_problem(await shell.client.get("/v1/nothing-here"), 404)
     assert problem["type"].endswith("/not-found")
 
 
 async def test_a_wrong_method_is_a_405_problem_with_allow(shell: Shell) -> None:
     """DELETE /v1/scans answers 405 as problem+json with an Allow header naming POST."""
     response = await shell.client.delete("/v1/scans", headers=shell.scene.auth(NOTARY))
-    problem = await _problem(response, 405)
+    problem = await assert_problem(response, 405)
     assert problem["type"].endswith("/method-not-allowed")
     assert "POST" in response.headers["Allow"]
 
 
 async def test_an_unreachable_store_is_503_and_counted_never_a_decision(
-    aiohttp_client: Callable[[Any], Awaitable[Client]], scene: Scene
+    aiohttp_client: ClientFactory, scene: Scene
 ) -> None:
     """With the store down a scan answers 503 with Retry-After, and /metrics counts a store error."""
     client = await aiohttp_client(scene.app(store=DownStore()))
     body = {"token": scene.driving_licence("SC"), "scenario": DRIVING}
     response = await client.post("/v1/scans", json=body, headers=scene.auth(NOTARY))
-    problem = await _problem(response, 503)
+    problem = await assert_problem(response, 503)
     assert "decision" not in problem
     assert response.headers["Retry-After"] == "2"
     text = await (await client.get("/metrics")).text()
@@ -247,7 +226,7 @@ async def test_a_revocation_needs_the_admin_key(shell: Shell) -> None:
     number = "510100777777"
     body = {"type": "driving-licence", "province": "SC", "licence_no": number}
     response = await shell.client.post("/v1/revocations", json=body, headers=shell.scene.auth(NOTARY))
-    await _problem(response, 403)
+    await assert_problem(response, 403)
     decision = await shell.scan(NOTARY, shell.scene.driving_licence("SC", licence_no=number))
     assert decision["decision"] == "accepted"
 
@@ -292,9 +271,9 @@ async def test_stats_count_by_type_provinces_route_decision_and_reason(shell: Sh
 
 async def test_stats_need_the_admin_key(shell: Shell) -> None:
     """A counter's key gets 403 on /v1/stats and no key gets 401."""
-    await _problem(await shell.client.get("/v1/stats", headers=shell.scene.auth(NOTARY)), 403)
+    await assert_problem(await shell.client.get("/v1/stats", headers=shell.scene.auth(NOTARY)), 403)
     response = await shell.client.get("/v1/stats")
-    await _problem(response, 401)
+    await assert_problem(response, 401)
     assert response.headers["WWW-Authenticate"] == "Bearer"
 
 
