@@ -10,19 +10,18 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestClient
 from cryptography.hazmat.primitives import hashes, hmac, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from tests.forge import NOW, Kit, assemble, codes, header_for, make_kit, segment, set_unused_bits, signer, split
+from tests.helpers import PROBLEM, Client, ClientFactory
 from verifier.adapters.api_keys import ApiKeys
 from verifier.adapters.memory_store import MemoryStore
 from verifier.adapters.trust_source import JwksTrustSource
@@ -33,8 +32,6 @@ from verifier.issuer.keys import KeyStore
 from verifier.service.settings import Settings
 from verifier.web.app import create_app
 
-Client = TestClient[Any, Any]
-PROBLEM = "application/problem+json"
 # The order of the P-256 group and of the Ed25519 group.
 P256_N = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
 ED25519_L = 2**252 + 27742317777372353535851937790883648493
@@ -405,11 +402,13 @@ for _member, _path in URL_HEADERS.items():
     @attack(f"header-{_member}-to-the-attackers-server", "HEADER_UNSUPPORTED", "SIGNATURE_INVALID")
     def _(kit: Kit, member: str = _member, path: str = _path) -> str:
         private = _attacker_key()
-        return kit.forge(kit.claims(), sign=signer(private, "ES256"), **{member: f"http://127.0.0.1:{{port}}{path}"})
+        url: dict[str, Any] = {member: f"http://127.0.0.1:{{port}}{path}"}  # header changes, as Kit.forge types them
+        return kit.forge(kit.claims(), sign=signer(private, "ES256"), **url)
 
     @attack(f"header-{_member}-on-a-genuine-signature", "HEADER_UNSUPPORTED")
     def _(kit: Kit, member: str = _member, path: str = _path) -> str:
-        return kit.forge(kit.claims(), **{member: f"http://127.0.0.1:{{port}}{path}"})
+        url: dict[str, Any] = {member: f"http://127.0.0.1:{{port}}{path}"}
+        return kit.forge(kit.claims(), **url)
 
 
 @attack("header-x5c-self-signed-chain", "HEADER_UNSUPPORTED", "SIGNATURE_INVALID")
@@ -470,7 +469,8 @@ def _(kit: Kit) -> str:
 
 @attack("crit-naming-an-unknown-extension", "HEADER_UNSUPPORTED")
 def _(kit: Kit) -> str:
-    return kit.forge(kit.claims(), crit=["x-must-understand"], **{"x-must-understand": True})
+    extension: dict[str, Any] = {"x-must-understand": True}  # not a Python name: passed as a mapping
+    return kit.forge(kit.claims(), crit=["x-must-understand"], **extension)
 
 
 @attack("crit-b64-false", "HEADER_UNSUPPORTED")
@@ -729,7 +729,7 @@ class Outbound:
 
 
 @pytest.fixture
-def outbound(monkeypatch: pytest.MonkeyPatch) -> Iterator[Outbound]:
+def outbound(monkeypatch: pytest.MonkeyPatch) -> Outbound:
     """Refuse and record any connection except to an allowed loopback port, and any name lookup but
     the loopback's."""
     seen = Outbound(set(), [])
@@ -818,7 +818,7 @@ def test_the_core_rejects(kit: Kit, item: Attack, outbound: Outbound) -> None:
 
 @pytest.fixture
 async def verifier(
-    aiohttp_client: Callable[[web.Application], Awaitable[Client]], kit: Kit, tmp_path: Path, outbound: Outbound
+    aiohttp_client: ClientFactory, kit: Kit, tmp_path: Path, outbound: Outbound
 ) -> tuple[Client, ApiKeys]:
     """The verifier app at NOW on the embedded store, trusting the kit's keys; only its own port is reachable."""
     api_keys = ApiKeys(tmp_path / "api-keys.json")

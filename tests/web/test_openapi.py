@@ -11,16 +11,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient
 from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate as validate_openapi
 from openapi_spec_validator.validation import OpenAPIV31SpecValidator
 from referencing import Registry
 from referencing.jsonschema import DRAFT202012
 
+from tests.helpers import PROBLEM, Client, ClientFactory
 from tests.scenes import Scene
 from verifier.adapters.memory_store import MemoryStore
-from verifier.core.catalogue import Catalogue
 from verifier.core.catalogue_view import catalogue_document
 from verifier.core.reasons import MESSAGES
 from verifier.core.trust import TrustList
@@ -33,9 +32,6 @@ SPEC: dict[str, Any] = json.loads(SPEC_PATH.read_text(encoding="utf-8"))
 BASE = "urn:cy-licence:openapi"
 REGISTRY: Registry[Any] = Registry().with_resource(BASE, DRAFT202012.create_resource(SPEC))
 METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
-PROBLEM = "application/problem+json"
-
-Client = TestClient[Any, Any]
 
 
 # --- the document -------------------------------------------------------------------------------
@@ -216,13 +212,7 @@ class Api:
 
 
 @pytest.fixture
-def scene(catalogue: Catalogue, tmp_path: Path) -> Scene:
-    """Real keys, the five apps and a key file of this test's own."""
-    return Scene.build(catalogue, tmp_path)
-
-
-@pytest.fixture
-async def api(aiohttp_client: Callable[[Any], Awaitable[Client]], scene: Scene) -> Api:
+async def api(aiohttp_client: ClientFactory, scene: Scene) -> Api:
     """The real verifier app on a store that can be made unreachable."""
     store = FlakyStore()
     return Api(await aiohttp_client(scene.app(store=store)), scene, store)
@@ -425,7 +415,9 @@ def test_examples_match_their_schemas() -> None:
     checked = 0
     for path, method, op in _operations():
         where = ("paths", path, method)
-        media = [(("requestBody", "content", "application/json"), op.get("requestBody", {}).get("content", {}))]
+        media: list[tuple[tuple[str, ...], Any]] = [
+            (("requestBody", "content", "application/json"), op.get("requestBody", {}).get("content", {}))
+        ]
         media += [
             (("responses", s, "content", "application/json"), r.get("content", {})) for s, r in op["responses"].items()
         ]
