@@ -47,12 +47,13 @@ def commit(rec: ScanRecord, digest: str = "d1", jti: str | None = "j1") -> Commi
     )
 
 
-@pytest.fixture(params=["memory", "redis"])
-async def store(request: pytest.FixtureRequest, redis_server: RedisServer) -> AsyncIterator[ScanStore]:
-    """Each adapter in turn; the Redis one on a flushed database of the test Redis."""
+@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
+async def store(request: pytest.FixtureRequest) -> AsyncIterator[ScanStore]:
+    """Each adapter in turn; the Redis one on a flushed database of the test Redis (started only for it)."""
     if request.param == "memory":
         yield MemoryStore()
         return
+    redis_server: RedisServer = request.getfixturevalue("redis_server")
     client = Redis.from_url(redis_server.url, decode_responses=True)
     await client.flushdb()
     await client.aclose()
@@ -149,6 +150,7 @@ async def test_memory_store_forgets_after_ttl() -> None:
     assert await store.lookup(TAG, "c1", "d1", RK) is None
 
 
+@pytest.mark.redis
 async def test_redis_keys_expire_no_later_than_the_token(redis_server: RedisServer) -> None:
     """In Redis the cache entry and the one-time claim carry the token's remaining life as TTL."""
     client = Redis.from_url(redis_server.url, decode_responses=True)
@@ -189,6 +191,7 @@ async def test_memory_store_sweeps_now_and_then_not_at_every_commit(monkeypatch:
     assert sweeps <= 6, sweeps
 
 
+@pytest.mark.redis
 async def test_redis_unable_to_write_is_unavailable_and_a_wrong_key_type_is_a_fault(own_redis: RedisServer) -> None:
     """Out of memory (or a read-only replica) is an outage, answered 503: StoreUnavailableError. A key of the
     wrong type is not an outage but a fault of the data or of this service: it is raised as it is (500)."""

@@ -10,20 +10,16 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestServer
 
+from tests.helpers import ServerFactory
 from tests.redis_server import RedisServer, free_port
 from tests.scenes import Scene
 from verifier.cli.main import main
-from verifier.core.catalogue import Catalogue
 from verifier.service.settings import Settings
-
-ServerFactory = Callable[..., Awaitable[TestServer]]
 
 
 def _post(url: str, body: dict[str, Any], key: str) -> dict[str, Any]:
@@ -62,13 +58,16 @@ def _cli(env: dict[str, str], *args: str) -> str:
     return done.stdout.strip()
 
 
-@pytest.mark.parametrize("workers", [1, 2])
-def test_serve_decides_scans_from_a_fresh_state(state: dict[str, str], redis_server: RedisServer, workers: int) -> None:
+@pytest.mark.parametrize("workers", [1, pytest.param(2, marks=pytest.mark.redis)])
+def test_serve_decides_scans_from_a_fresh_state(
+    state: dict[str, str], request: pytest.FixtureRequest, workers: int
+) -> None:
     """`verifier serve` (one worker, or two sharing a port on Redis) accepts a token once, then REPLAYED; each
     scan's JSON line is on standard output when it stops (lines are written in batches: none is lost)."""
     port = free_port()
     args = ["serve", "--port", str(port), "--workers", str(workers)]
-    if workers > 1:
+    if workers > 1:  # only the two workers need the session's redis-server
+        redis_server: RedisServer = request.getfixturevalue("redis_server")
         args += ["--redis-url", redis_server.url]
     process = subprocess.Popen(
         [sys.executable, "-m", "verifier", *args],
@@ -120,11 +119,8 @@ def _revoke(licence_no: str, *options: str) -> list[str]:
     return ["revoke", "--type", "driving-licence", "--province", "SC", "--licence-no", licence_no, *options]
 
 
-async def test_revoke_command_through_the_service(
-    aiohttp_server: ServerFactory, catalogue: Catalogue, tmp_path: Path
-) -> None:
+async def test_revoke_command_through_the_service(aiohttp_server: ServerFactory, scene: Scene) -> None:
     """`verifier revoke --url … --admin-key …` revokes a licence on the running service: its next scan is REVOKED."""
-    scene = Scene.build(catalogue, tmp_path)
     server = await aiohttp_server(scene.app(Settings()))
     token = scene.driving_licence("SC", licence_no="51010077")
     admin = scene.admin()["Authorization"].split()[1]
@@ -140,11 +136,11 @@ async def test_revoke_command_through_the_service(
     assert await asyncio.to_thread(main, _revoke("1", "--url", url, "--admin-key", "@admin.wrong")) == 2
 
 
+@pytest.mark.redis
 async def test_revoke_command_straight_into_redis(
-    aiohttp_server: ServerFactory, catalogue: Catalogue, tmp_path: Path, redis_server: RedisServer
+    aiohttp_server: ServerFactory, scene: Scene, redis_server: RedisServer
 ) -> None:
     """`verifier revoke --redis-url …` writes the revocation to the shared store; `--restore` undoes it."""
-    scene = Scene.build(catalogue, tmp_path)
     server = await aiohttp_server(scene.app(Settings(redis_url=redis_server.url)))
     url = f"http://127.0.0.1:{server.port}/v1/scans"
     key = scene.auth("cq-notary-zhixin-01")["Authorization"].split()[1]
@@ -169,6 +165,7 @@ def test_admin_key_is_printed_once_and_stored_hashed(state: dict[str, str]) -> N
     assert secret not in stored
 
 
+@pytest.mark.redis
 def test_workers_exit_when_their_master_is_killed(state: dict[str, str], redis_server: RedisServer) -> None:
     """A master killed outright (SIGKILL) leaves no worker holding the port: they notice and exit."""
     port = free_port()

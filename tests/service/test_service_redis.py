@@ -5,28 +5,20 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient
 from redis.asyncio import Redis
 
+from tests.helpers import Client, ClientFactory, assert_problem
 from tests.redis_server import RedisServer
 from tests.scenes import Scene
-from verifier.core.catalogue import Catalogue
 from verifier.service.settings import Settings
 
-ClientFactory = Callable[..., Awaitable[TestClient[Any, Any]]]
+pytestmark = pytest.mark.redis
+
 NOTARY = ("cq-notary-zhixin-01", "cq-notary-zhixin-02")
 SCENARIO = "notary-driving-licence"
-
-
-@pytest.fixture
-def scene(catalogue: Catalogue, tmp_path: Path) -> Scene:
-    """Apps, keys and counter keys."""
-    return Scene.build(catalogue, tmp_path)
 
 
 @pytest.fixture
@@ -39,7 +31,7 @@ async def flushed(redis_server: RedisServer) -> RedisServer:
 
 
 async def scan(
-    client: TestClient[Any, Any], scene: Scene, counter: str, token: str, scenario: str = SCENARIO
+    client: Client, scene: Scene, counter: str, token: str, scenario: str = SCENARIO
 ) -> tuple[int, dict[str, Any]]:
     """Post one scan; the status and the body."""
     body = {"token": token, "scenario": scenario, "operator": "clerk-1", "serial_no": "SN-0001"}
@@ -152,17 +144,16 @@ async def test_redis_down_answers_503_quickly_and_recovers(
         "/v1/scans", json={"token": scene.driving_licence("SC"), "scenario": SCENARIO}, headers=scene.auth(NOTARY[0])
     ) as response:
         elapsed = time.perf_counter() - started
-        assert response.status == 503
-        assert response.content_type == "application/problem+json"
+        problem = await assert_problem(response, 503)
         assert int(response.headers["Retry-After"]) > 0
-        problem = await response.json()
     assert "decision" not in problem
     assert elapsed < 1.5
     async with client.get("/readyz") as response:
         assert response.status == 503
     own_redis.start()
     deadline = time.monotonic() + 5
-    status, after = 0, {}
+    status = 0
+    after: dict[str, Any] = {}
     while time.monotonic() < deadline:
         status, after = await scan(client, scene, NOTARY[0], scene.driving_licence("SC"))
         if status == 200:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 import segno
@@ -17,6 +18,11 @@ from verifier.adapters.memory_store import MemoryStore
 from verifier.core.catalogue import Catalogue
 from verifier.core.reasons import MESSAGES
 
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, Page
+
+pytestmark = pytest.mark.browser
+
 playwright_sync = pytest.importorskip("playwright.sync_api", reason="playwright is in the test extras")
 
 from tests.browser_kit import CHROMIUM, FLAGS, camera_feed, key_of, scan, served, shot, sign_in_console  # noqa: E402
@@ -25,6 +31,8 @@ NOTARY_1, NOTARY_2 = "cq-notary-zhixin-01", "cq-notary-zhixin-02"
 NOTARY = "notary-driving-licence"
 
 
+# Not conftest's ``scene``: this one is module-scoped, as the module-scoped server built on it must be,
+# so its key file lives in a folder of the module's own rather than in one test's tmp_path.
 @pytest.fixture(scope="module")
 def scene(catalogue: Catalogue, tmp_path_factory: pytest.TempPathFactory) -> Scene:
     """Real issuer keys and a key file of this module's own."""
@@ -39,7 +47,7 @@ def server(scene: Scene) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[playwright_sync.Browser]:
+def browser() -> Iterator[Browser]:
     """Debian's Chromium, headless, driven by Playwright; skipped only if it cannot start here."""
     if not CHROMIUM.exists():
         pytest.skip(f"{CHROMIUM} is not installed (apt-get install -y chromium chromium-driver)")
@@ -53,7 +61,7 @@ def browser() -> Iterator[playwright_sync.Browser]:
 
 
 @pytest.fixture
-def page(browser: playwright_sync.Browser, server: str) -> Iterator[playwright_sync.Page]:
+def page(browser: Browser, server: str) -> Iterator[Page]:
     """A fresh tab (its own sessionStorage) at the counter screen size, 1366×768."""
     context = browser.new_context(viewport={"width": 1366, "height": 768}, base_url=server, locale="zh-CN")
     tab = context.new_page()
@@ -64,7 +72,7 @@ def page(browser: playwright_sync.Browser, server: str) -> Iterator[playwright_s
     assert not errors, f"JavaScript errors on the page: {errors}"
 
 
-def test_accepted_scan_fills_the_screen(page: playwright_sync.Page, scene: Scene) -> None:
+def test_accepted_scan_fills_the_screen(page: Page, scene: Scene) -> None:
     """A Sichuan driving licence typed in at a Chongqing notary counter shows a large green 通过 and the licence."""
     sign_in_console(page, scene, NOTARY_1)
     assert page.evaluate("document.activeElement.id") == "token"
@@ -88,7 +96,7 @@ def test_accepted_scan_fills_the_screen(page: playwright_sync.Page, scene: Scene
     shot(page, "console-accepted")
 
 
-def test_rejected_scan_lists_every_reason_in_chinese(page: playwright_sync.Page, scene: Scene) -> None:
+def test_rejected_scan_lists_every_reason_in_chinese(page: Page, scene: Scene) -> None:
     """An expired driving licence shown for library borrowing is rejected with each reason in Chinese."""
     sign_in_console(page, scene, "cq-library-01")
     page.select_option("#scenario", "library-borrowing")
@@ -108,7 +116,7 @@ def test_rejected_scan_lists_every_reason_in_chinese(page: playwright_sync.Page,
 
 
 def test_rescan_is_cached_and_a_second_counter_sees_replayed(
-    page: playwright_sync.Page, browser: playwright_sync.Browser, server: str, scene: Scene
+    page: Page, browser: Browser, server: str, scene: Scene
 ) -> None:
     """Re-scanning says 重复扫码（缓存结果）; the same code at a second counter is said to be REPLAYED."""
     token = scene.driving_licence("SC")
@@ -130,7 +138,7 @@ def test_rescan_is_cached_and_a_second_counter_sees_replayed(
     other.context.close()
 
 
-def test_revoked_licence_is_said_plainly(page: playwright_sync.Page, scene: Scene) -> None:
+def test_revoked_licence_is_said_plainly(page: Page, scene: Scene) -> None:
     """After the issuing unit revokes a licence, its next scan is rejected and says REVOKED plainly."""
     sign_in_console(page, scene, NOTARY_1)
     assert "accepted" in (
@@ -148,7 +156,7 @@ def test_revoked_licence_is_said_plainly(page: playwright_sync.Page, scene: Scen
     shot(page, "console-revoked")
 
 
-def test_dropped_image_is_decoded_in_the_browser(page: playwright_sync.Page, scene: Scene, tmp_path: Path) -> None:
+def test_dropped_image_is_decoded_in_the_browser(page: Page, scene: Scene, tmp_path: Path) -> None:
     """A QR image chosen from disk is decoded on the page and verified like a typed code."""
     image = tmp_path / "code.png"
     segno.make(scene.driving_licence("CQ"), error="m").save(str(image), scale=4)
@@ -158,7 +166,7 @@ def test_dropped_image_is_decoded_in_the_browser(page: playwright_sync.Page, sce
     assert "accepted" in (page.get_attribute("#result", "class") or "")
 
 
-def test_camera_reads_the_code(browser: playwright_sync.Browser, scene: Scene, server: str, tmp_path: Path) -> None:
+def test_camera_reads_the_code(browser: Browser, scene: Scene, server: str, tmp_path: Path) -> None:
     """The camera button reads a QR code from the camera and verifies it (fake camera showing the code)."""
     feed = camera_feed(scene.driving_licence("SC"), tmp_path / "camera.y4m")
     camera = ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream"]
@@ -179,7 +187,7 @@ def test_camera_reads_the_code(browser: playwright_sync.Browser, scene: Scene, s
         chromium.close()
 
 
-def test_unavailable_service_is_never_green(page: playwright_sync.Page, scene: Scene) -> None:
+def test_unavailable_service_is_never_green(page: Page, scene: Scene) -> None:
     """A 503 from the service shows 暂时无法核验，请稍后重试 and replaces an earlier green result."""
     sign_in_console(page, scene, NOTARY_1)
     scan(page, scene.driving_licence("SC"))
@@ -197,7 +205,7 @@ def test_unavailable_service_is_never_green(page: playwright_sync.Page, scene: S
     assert page.locator("#result.accepted").count() == 0
 
 
-def test_console_fits_an_upright_tablet(browser: playwright_sync.Browser, server: str, scene: Scene) -> None:
+def test_console_fits_an_upright_tablet(browser: Browser, server: str, scene: Scene) -> None:
     """On an 800×1280 tablet the console needs no sideways scrolling and shows the reasons."""
     context = browser.new_context(viewport={"width": 800, "height": 1280}, base_url=server, has_touch=True)
     tab = context.new_page()
@@ -210,7 +218,7 @@ def test_console_fits_an_upright_tablet(browser: playwright_sync.Browser, server
     context.close()
 
 
-def test_scanner_keys_reach_the_code_field_from_a_button(page: playwright_sync.Page, scene: Scene) -> None:
+def test_scanner_keys_reach_the_code_field_from_a_button(page: Page, scene: Scene) -> None:
     """With focus left on a button, a scanner's keystrokes still land in the code field and Enter verifies."""
     sign_in_console(page, scene, NOTARY_1)
     page.focus("#lang")
@@ -220,7 +228,7 @@ def test_scanner_keys_reach_the_code_field_from_a_button(page: playwright_sync.P
     assert "accepted" in (page.get_attribute("#result", "class") or "")
 
 
-def test_business_is_chosen_with_the_keyboard(page: playwright_sync.Page, scene: Scene) -> None:
+def test_business_is_chosen_with_the_keyboard(page: Page, scene: Scene) -> None:
     """Arrow keys change the business without losing focus; Enter returns to the code field."""
     sign_in_console(page, scene, "sc-legal-service-chengdu-01")
     page.keyboard.press("Shift+Tab")  # the fields before the code field, in reading order
@@ -234,7 +242,7 @@ def test_business_is_chosen_with_the_keyboard(page: playwright_sync.Page, scene:
     assert page.evaluate("document.activeElement.id") == "token"
 
 
-def test_wrong_key_is_refused_on_the_sign_in_form(page: playwright_sync.Page) -> None:
+def test_wrong_key_is_refused_on_the_sign_in_form(page: Page) -> None:
     """A wrong counter key keeps the clerk on the sign-in form with a message."""
     page.goto("/console")
     page.fill("#key", "cq-notary-zhixin-01.not-the-secret")
@@ -257,7 +265,7 @@ TRAFFIC = [
 ]
 
 
-def test_dashboard_draws_live_charts(page: playwright_sync.Page, scene: Scene, server: str) -> None:
+def test_dashboard_draws_live_charts(page: Page, scene: Scene, server: str) -> None:
     """The dashboard signs in with the admin key and draws scans per minute, the matrix and problems."""
     for channel, licence_type, province, counter, scenario in TRAFFIC:
         token = scene.apps[channel].present(licence_type, province).token
