@@ -193,7 +193,9 @@ class RedisPipe:
                     await conn.connect()  # type: ignore[no-untyped-call]
             except TimeoutError as exc:  # builtin; redis-py's own TimeoutError is a RedisError
                 raise RedisTimeoutError(f"Timeout connecting to Redis ({self._connect_timeout} s)") from exc
-            writer = conn._writer  # its transport is written to directly: send_command awaits a drain per call
+            # redis-py's private _writer (the one such use; redis is capped in pyproject.toml): its transport is
+            # written to directly, since send_command awaits a drain per call.
+            writer = conn._writer  # noqa: SLF001
             if writer is None:
                 raise RedisConnectionError("Redis connection lost while connecting")
         except BaseException:

@@ -101,7 +101,7 @@ def configure(level: str) -> None:
     """Log lines as they are (each is already JSON or a plain message) to standard output, in batches.
     Records need no thread or process names, nor the file and line that logged them (the logging
     HOWTO's "Optimization": ``_srcfile = None`` skips a walk up the stack per line), so none is looked up."""
-    logging._srcfile = None
+    logging._srcfile = None  # noqa: SLF001  (the stdlib's documented switch, see the docstring)
     logging.logThreads = False
     logging.logProcesses = False
     logging.logMultiprocessing = False
