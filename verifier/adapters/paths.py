@@ -1,24 +1,46 @@
-"""Where the package finds its data and keeps its local state."""
+"""Where the package finds its data and keeps its local state.
+
+The rule files and JSON Schemas live once, in the checkout's top-level ``data/`` and ``schemas/``.
+A wheel carries them inside the package as ``verifier/_data`` and ``verifier/_schemas``
+(pyproject.toml, ``[tool.hatch.build.targets.wheel]``); running from the checkout (an editable
+install, or ``python -m verifier`` in it) finds the top-level folders instead.
+"""
 
 from __future__ import annotations
 
 import os
+from importlib.resources import files
 from pathlib import Path
 
-_ROOT = Path(__file__).resolve().parents[2]
+# The checkout's root when the package runs from one (verifier/adapters/paths.py is two levels down).
+_CHECKOUT = Path(__file__).resolve().parents[2]
+
+
+def _packaged(name: str, checkout_name: str) -> Path:
+    """The folder ``verifier/<name>`` the wheel installed, else the checkout's ``<checkout_name>/``.
+
+    Callers read these with ``Path`` APIs and hand them to jsonschema, so this returns a ``Path``. That
+    is sound: pip unpacks a wheel into site-packages as real files, so the package's resources are a
+    real directory and ``str()`` of the resource is its filesystem path. (A package imported from a
+    zip file would not be; this project is never installed that way.)"""
+    packaged = files("verifier") / name
+    if packaged.is_dir():
+        return Path(str(packaged))
+    return _CHECKOUT / checkout_name
 
 
 def data_dir() -> Path:
-    """``$VERIFIER_DATA_DIR`` or the checkout's ``data/``."""
-    return Path(os.environ.get("VERIFIER_DATA_DIR") or _ROOT / "data")
+    """``$VERIFIER_DATA_DIR``, else the installed package's data, else the checkout's ``data/``."""
+    override = os.environ.get("VERIFIER_DATA_DIR")
+    return Path(override) if override else _packaged("_data", "data")
 
 
 def schema_dir() -> Path:
-    """The checkout's ``schemas/``."""
-    return _ROOT / "schemas"
+    """The installed package's JSON Schemas and OpenAPI document, else the checkout's ``schemas/``."""
+    return _packaged("_schemas", "schemas")
 
 
 def state_dir() -> Path:
     """``$VERIFIER_STATE_DIR`` or ``.verifier/`` in the checkout: generated keys, the local trust
     list and counter key hashes. Git ignores it; private keys never leave it."""
-    return Path(os.environ.get("VERIFIER_STATE_DIR") or _ROOT / ".verifier")
+    return Path(os.environ.get("VERIFIER_STATE_DIR") or _CHECKOUT / ".verifier")
