@@ -4,6 +4,10 @@ The rule files and JSON Schemas live once, in the checkout's top-level ``data/``
 A wheel carries them inside the package as ``verifier/_data`` and ``verifier/_schemas``
 (pyproject.toml, ``[tool.hatch.build.targets.wheel]``); running from the checkout (an editable
 install, or ``python -m verifier`` in it) finds the top-level folders instead.
+
+Local state (generated keys, counter key hashes, the local trust list) is the user's, never the
+package's or the checkout's: ``$VERIFIER_STATE_DIR``, else ``$XDG_STATE_HOME/cy-licence-verifier``,
+else ``~/.local/state/cy-licence-verifier``.
 """
 
 from __future__ import annotations
@@ -11,6 +15,8 @@ from __future__ import annotations
 import os
 from importlib.resources import files
 from pathlib import Path
+
+STATE_FOLDER = "cy-licence-verifier"
 
 # The checkout's root when the package runs from one (verifier/adapters/paths.py is two levels down).
 _CHECKOUT = Path(__file__).resolve().parents[2]
@@ -41,6 +47,14 @@ def schema_dir() -> Path:
 
 
 def state_dir() -> Path:
-    """``$VERIFIER_STATE_DIR`` or ``.verifier/`` in the checkout: generated keys, the local trust
-    list and counter key hashes. Git ignores it; private keys never leave it."""
-    return Path(os.environ.get("VERIFIER_STATE_DIR") or _CHECKOUT / ".verifier")
+    """``$VERIFIER_STATE_DIR``, else ``$XDG_STATE_HOME/cy-licence-verifier``, else
+    ``~/.local/state/cy-licence-verifier``: generated keys, the local trust list and counter key
+    hashes. Never inside the installed package nor the checkout; private keys never leave it. The
+    XDG base directory specification says a relative ``$XDG_STATE_HOME`` is invalid: it is ignored."""
+    override = os.environ.get("VERIFIER_STATE_DIR")
+    if override:
+        return Path(override)
+    xdg = os.environ.get("XDG_STATE_HOME")
+    if xdg and Path(xdg).is_absolute():
+        return Path(xdg) / STATE_FOLDER
+    return Path.home() / ".local" / "state" / STATE_FOLDER
