@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from verifier.errors import VerifierError
+
 _TICK = os.sysconf("SC_CLK_TCK")
 
 
@@ -58,11 +60,9 @@ def start(argv: list[str], *, port: int, log: Path, env: dict[str, str] | None =
     return Proc(process, port, log)
 
 
-def start_redis(directory: Path) -> Proc:
-    """redis-server on a free port, keeping nothing on disk; waits until it answers PING."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        raise RuntimeError("redis-server is not installed (apt-get install -y redis-server)")
+def start_redis(binary: str, directory: Path) -> Proc:
+    """redis-server (``binary``, from :func:`find_tools`) on a free port, keeping nothing on disk; waits
+    until it answers PING."""
     port = free_port()
     proc = start(
         [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
@@ -109,18 +109,45 @@ def start_python(module_args: list[str], *, log: Path, env: dict[str, str], read
     return proc
 
 
-def find_wrk() -> tuple[str, str]:
-    """wrk's path and how it was found; installs Debian's package when it is missing."""
-    path = shutil.which("wrk")
-    if path:
-        return path, "found on PATH"
-    print("wrk is not installed: installing Debian's package `wrk` with apt-get", file=sys.stderr, flush=True)
-    subprocess.run(["apt-get", "update", "-qq"], check=False)  # noqa: S607 - Debian's own tool
-    subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=True)  # noqa: S607
-    path = shutil.which("wrk")
-    if path is None:
-        raise RuntimeError("wrk could not be installed (apt-get install -y wrk)")
-    return path, "installed now with apt-get (Debian package wrk)"
+# The programs ``verifier bench`` runs, the Debian package of each, and what it is for (English, Chinese).
+TOOLS: dict[str, tuple[str, str, str]] = {
+    "wrk": ("wrk", "the load generator", "负载生成器"),
+    "redis-server": ("redis-server", "the bench's own Redis", "压测专用的 Redis"),
+}
+
+
+class MissingToolsError(VerifierError):
+    """Programs ``verifier bench`` needs are not on PATH; ``missing`` names them. The bench never installs
+    anything: the message says which Debian package to install."""
+
+    code = "BENCH_TOOLS_MISSING"
+
+    def __init__(self, missing: list[str]) -> None:
+        self.missing = missing
+        super().__init__(missing_tools_message(missing))
+
+
+def missing_tools_message(missing: list[str]) -> str:
+    """What to install, in English and Chinese, one line per missing program with its apt-get command."""
+    lines = [
+        "verifier bench needs programs that are not installed; it never installs system packages itself.",
+        "verifier bench 所需的程序未安装；它从不自行安装系统软件包。",
+    ]
+    for name in missing:
+        package, role, role_zh = TOOLS[name]
+        lines.append(f"  {name} ({role} / {role_zh}): apt-get install {package}")
+    lines.append("Install them as root, then run verifier bench again. 请以 root 身份安装后重新运行 verifier bench。")
+    return "\n".join(lines)
+
+
+def find_tools() -> dict[str, str]:
+    """The path of each program in :data:`TOOLS` on PATH; :class:`MissingToolsError` naming every one
+    that is not there. Only looks: never installs."""
+    found = {name: shutil.which(name) for name in TOOLS}
+    missing = [name for name, path in found.items() if path is None]
+    if missing:
+        raise MissingToolsError(missing)
+    return {name: path for name, path in found.items() if path is not None}
 
 
 def cpu_seconds(pid: int) -> float:
@@ -197,14 +224,10 @@ def service_metrics(port: int) -> dict[str, float]:
 
 def redis_memory(port: int) -> int:
     """Redis's own ``used_memory``, from ``INFO memory``."""
-    done = subprocess.run(
-        ["redis-cli", "-p", str(port), "info", "memory"],  # noqa: S607 - Debian's client beside redis-server
-        capture_output=True,
-        text=True,
-        timeout=10,
-        check=True,
-    )
-    return int(re.search(r"used_memory:(\d+)", done.stdout).group(1))  # type: ignore[union-attr]
+    from redis import Redis
+
+    with Redis(port=port, socket_timeout=10) as client:
+        return int(client.info("memory")["used_memory"])
 
 
 def json_subprocess(args: list[str], env: dict[str, str], timeout: float) -> dict[str, Any]:

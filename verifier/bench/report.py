@@ -38,7 +38,7 @@ def describe(r: dict[str, Any]) -> str:
     c, q, m = r["ceilings"], r["ratios"], r["memory"]
     lg = r["load_generator"]
     lines = [
-        f"load generator: wrk ({lg['path']}, {lg['how']}), {lg['threads']} threads, {lg['connections']} connections, "
+        f"load generator: wrk ({lg['path']}), {lg['threads']} threads, {lg['connections']} connections, "
         f"{r['seconds']} s a phase, requests prepared in advance; {r['cpus']} CPUs; event loop {r['event_loop']}",
         f"{r['rounds']} rounds of a, b, c, cold and warm in turn; each figure is the median round",
         "ceilings (a, b, c):",

@@ -6,6 +6,9 @@ state folder, measures the ceilings (an empty aiohttp handler, raw ES256 verific
 round trip), then cold scans (every token new), warm re-scans (same counter, same token) and the
 latency at half the cold throughput, paced; Redis memory per cached scan and the worker's resident
 memory; and ``--workers 2`` sharing one port. Everything it started is stopped at the end.
+
+It never installs system packages: without wrk or redis-server on PATH it says which Debian package
+to install and exits 2.
 """
 
 from __future__ import annotations
@@ -39,11 +42,11 @@ def _delta(after: dict[str, float], before: dict[str, float]) -> dict[str, int]:
 class _Bench:
     """One run: the processes it started, the requests it prepared, the figures it measured."""
 
-    def __init__(self, stack: ExitStack, root: Path, load: bench_wrk.Load, seconds: float) -> None:
+    def __init__(self, stack: ExitStack, root: Path, load: bench_wrk.Load, seconds: float, redis_server: str) -> None:
         self.root, self.load, self.seconds = root, load, seconds
         self.state = root / "state"
         self.env = {**os.environ, "VERIFIER_STATE_DIR": str(self.state)}
-        self.redis = procs.start_redis(root)
+        self.redis = procs.start_redis(redis_server, root)
         stack.callback(self.redis.stop)
         self.redis_url = f"redis://127.0.0.1:{self.redis.port}/0"
         self.service = self.serve(workers=1)
@@ -132,16 +135,18 @@ def run_bench(
     seconds: float = 2.0, *, rounds: int = 3, threads: int = 2, connections: int = 32, memory_scans: int = 10_000
 ) -> dict[str, Any]:
     """Run every phase and return the figures (``docs/benchmark.md`` says what each means). The
-    ceilings and the service are measured in turns, ``rounds`` times, and each figure is the median."""
-    wrk, wrk_found = procs.find_wrk()
-    load = bench_wrk.Load(wrk, threads=threads, connections=connections)
+    ceilings and the service are measured in turns, ``rounds`` times, and each figure is the median.
+
+    Raises :class:`procs.MissingToolsError` before starting anything if wrk or redis-server is missing."""
+    tools = procs.find_tools()
+    load = bench_wrk.Load(tools["wrk"], threads=threads, connections=connections)
     from verifier.web.eventloop import loop_name
 
     out: dict[str, Any] = {"seconds": seconds, "rounds": rounds, "cpus": os.cpu_count(), "event_loop": loop_name()}
-    out["load_generator"] = {"name": "wrk", "path": wrk, "how": wrk_found, "threads": threads,
+    out["load_generator"] = {"name": "wrk", "path": tools["wrk"], "threads": threads,
                              "connections": connections, "requests": "prepared in init(), one per token"}  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="verifier-bench-") as tmp, ExitStack() as stack:
-        bench = _Bench(stack, Path(tmp), load, seconds)
+        bench = _Bench(stack, Path(tmp), load, seconds, tools["redis-server"])
         warm_file, _ = bench.requests("warm", 1)  # every request of every phase has this size
         empty_url = f"http://127.0.0.1:{bench.empty_app(stack)}"
         runs: dict[str, list[Any]] = {"a": [], "b": [], "c": [], "cold": [], "warm": []}
@@ -227,13 +232,17 @@ def _scale_out(bench: _Bench, warm_file: Path, seconds: float) -> dict[str, Any]
 
 
 def _command(args: argparse.Namespace) -> int:
-    result = run_bench(
-        args.seconds,
-        rounds=args.rounds,
-        threads=args.threads,
-        connections=args.connections,
-        memory_scans=args.memory_scans,
-    )
+    try:
+        result = run_bench(
+            args.seconds,
+            rounds=args.rounds,
+            threads=args.threads,
+            connections=args.connections,
+            memory_scans=args.memory_scans,
+        )
+    except procs.MissingToolsError as exc:
+        print(exc, file=sys.stderr)
+        return 2
     if args.json:
         print(json.dumps(result, indent=2, ensure_ascii=False))
     else:
