@@ -4,7 +4,10 @@ The requests file holds the ``Authorization`` value on its first line and one JS
 it. The script's ``init()`` builds each of its thread's requests once with ``wrk.format``; thread
 ``k`` of ``n`` takes the lines ``i`` with ``i % n == k``, so the threads' slices are disjoint and, in
 ``once`` mode, every request is a token nobody sent before. A thread whose slice runs out counts it
-in ``exhausted`` and stops. ``done()`` prints the figures and the latency distribution as JSON.
+in ``exhausted``, sends nothing more (an empty request: no token is ever sent twice) and stops.
+wrk's clock runs on for the whole ``-d`` all the same, so a phase whose tokens ran out understates its
+throughput: ``verifier bench`` runs it again with more tokens, and reports it if it still runs out.
+``done()`` prints the figures and the latency distribution as JSON.
 
 Pacing: with a ``rate`` the script also defines ``delay()``, spacing each connection's requests by
 a random interval (uniform, 0.5–1.5 × connections / rate), so the offered load is ``rate`` whatever
@@ -57,7 +60,7 @@ function request()
     if once then
       exhausted = exhausted + 1
       wrk.thread:stop()
-      return reqs[n]
+      return ""
     end
     i = 1
   end
