@@ -222,6 +222,20 @@ def service_metrics(port: int) -> dict[str, float]:
     return out
 
 
+def settled_metrics(port: int, *, quiet: float = 0.05, timeout: float = 2.0) -> dict[str, float]:
+    """The service's counts once the scans still in flight when wrk stopped are decided: two reads
+    ``quiet`` seconds apart that agree (or the last read after ``timeout`` seconds)."""
+    last = service_metrics(port)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        time.sleep(quiet)
+        now = service_metrics(port)
+        if now == last:
+            break
+        last = now
+    return last
+
+
 def redis_memory(port: int) -> int:
     """Redis's own ``used_memory``, from ``INFO memory``."""
     from redis import Redis

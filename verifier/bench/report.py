@@ -1,20 +1,91 @@
-"""The ratios ``verifier bench`` reports, and its figures as text a person reads."""
+"""The arithmetic of ``verifier bench`` (sizes, medians, ratios), and its figures as text a person reads.
+Pure functions of the figures: nothing here starts a process or measures anything."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 TARGET_RATIO = 0.8
+# Fresh tokens for a phase: the most scans it is expected to make, times TOKEN_FACTOR, plus TOKEN_SURPLUS.
+TOKEN_FACTOR = 1.5
+TOKEN_SURPLUS = 1_000
+
+
+def composite_ceilings(a: float, b: float, c: float) -> tuple[float, float]:
+    """The cold and warm composite ceilings, 1/(1/a + 1/b + 1/c) and 1/(1/a + 1/c): a is the empty
+    handler's throughput, b raw ES256 verifications per second, c Redis round trips per second."""
+    return 1 / (1 / a + 1 / b + 1 / c), 1 / (1 / a + 1 / c)
+
+
+def tokens_for(rate: float, seconds: float) -> int:
+    """Fresh tokens for a phase of ``seconds`` expected to scan at ``rate`` a second at most, with a
+    fixed margin (:data:`TOKEN_FACTOR`, :data:`TOKEN_SURPLUS`) on top."""
+    return math.ceil(max(0.0, rate) * seconds * TOKEN_FACTOR) + TOKEN_SURPLUS
+
+
+def median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The run with the median throughput (of an even number, the higher of the middle two), with every
+    run's throughput beside it in ``rps_rounds``, in the order they ran."""
+    chosen = dict(sorted(runs, key=lambda r: r["rps"])[len(runs) // 2])
+    chosen["rps_rounds"] = [r["rps"] for r in runs]
+    return chosen
+
+
+def median(values: list[float]) -> float:
+    """The median of ``values`` by the same rule as :func:`median_run`: the middle value, or of an even
+    number the higher of the middle two, so every median is a figure some round measured."""
+    return sorted(values)[len(values) // 2]
+
+
+def ceilings(a_runs: list[dict[str, Any]], b: list[float], c: list[float], cross: dict[str, Any]) -> dict[str, Any]:
+    """The ceilings a, b and c as the medians of their rounds, every round beside them, and the
+    cross-check (the empty handler plus one Redis GET, measured once)."""
+    empty = median_run(a_runs)
+    return {
+        "empty_http_rps": empty["rps"],
+        "es256_verify_per_s": median(b),
+        "redis_round_trips_per_s": median(c),
+        "http_plus_redis_rps": cross["rps"],
+        "rounds": {"a": empty["rps_rounds"], "b": list(b), "c": list(c)},
+        "empty_http_wrk": empty,
+    }
+
+
+def new_scans(service: dict[str, int]) -> int:
+    """Scans the service decided for tokens it had not seen at that counter (re-scans are counted as
+    decided and as cached hits both)."""
+    return int(service["accepted"] + service["rejected"] - service["cached"])
+
+
+def rss_summary(samples: list[dict[str, int]]) -> dict[str, int]:
+    """First and last sample over phases of one kind, the largest, and how much it grew within those
+    phases (the sum of each phase's end minus its start)."""
+    return {
+        "start_kib": samples[0]["start_kib"],
+        "end_kib": samples[-1]["end_kib"],
+        "max_kib": max(s["max_kib"] for s in samples),
+        "growth_within_kib": sum(s["end_kib"] - s["start_kib"] for s in samples),
+    }
+
+
+def bytes_per_scan(before: int, after: int, scans: int) -> float:
+    """Redis memory per cached scan: the growth of ``used_memory`` over the new scans it holds."""
+    return round((after - before) / max(1, scans), 1)
+
+
+def ran_out(cold_runs: list[dict[str, Any]], paced: dict[str, Any]) -> list[str]:
+    """The measured phases whose fresh tokens ran out (their throughput is understated)."""
+    names = [f"cold round {i}" for i, run in enumerate(cold_runs, 1) if run["exhausted"]]
+    return names + (["paced"] if paced["exhausted"] else [])
 
 
 def ratios(result: dict[str, Any]) -> dict[str, Any]:
-    """Cold and warm throughput against their composite ceilings, computed from the figures in
-    ``result`` alone: cold / (1/(1/a + 1/b + 1/c)) and warm / (1/(1/a + 1/c)), where a is the empty
-    handler's throughput, b raw ES256 verifications per second and c Redis round trips per second."""
+    """Cold and warm throughput against their composite ceilings (:func:`composite_ceilings`), computed
+    from the figures in ``result`` alone."""
     c = result["ceilings"]
-    a, b, r = c["empty_http_rps"], c["es256_verify_per_s"], c["redis_round_trips_per_s"]
-    cold_ceiling = 1 / (1 / a + 1 / b + 1 / r)
-    warm_ceiling = 1 / (1 / a + 1 / r)
+    a = c["empty_http_rps"]
+    cold_ceiling, warm_ceiling = composite_ceilings(a, c["es256_verify_per_s"], c["redis_round_trips_per_s"])
     cold, warm, paced = result["cold"]["rps"], result["warm"]["rps"], result["paced"]
     return {
         "cold_composite_ceiling_rps": round(cold_ceiling, 1),
@@ -31,6 +102,16 @@ def ratios(result: dict[str, Any]) -> dict[str, Any]:
 
 def _ms(us: float) -> str:
     return f"{us / 1000:.2f} ms"
+
+
+def _tokens_line(t: dict[str, Any]) -> str:
+    line = (
+        f"fresh tokens: {t['minted']:,} minted; cold rounds given {t['cold']}, paced {t['paced']:,}; "
+        f"phases re-run with more after running out: {t['reruns']}"
+    )
+    if t["ran_out"]:
+        return line + f"; RAN OUT even so in {', '.join(t['ran_out'])}: their throughput is understated"
+    return line
 
 
 def describe(r: dict[str, Any]) -> str:
@@ -62,6 +143,7 @@ def describe(r: dict[str, Any]) -> str:
             + (f"  tokens ran out ({p['exhausted']} times)" if p["exhausted"] else "")
         )
     lines += [
+        _tokens_line(r["tokens"]),
         f"paced at {r['paced']['target_rps']:,.0f}/s (half of cold): p99 {q['paced_p99_ms']} ms "
         f"(target < {r['p99_target_ms']:.0f} ms: {'met' if q['paced_p99_ms'] < r['p99_target_ms'] else 'NOT met'})",
         f"cold / ceiling = {q['cold_over_ceiling']:.2f}  warm / ceiling = {q['warm_over_ceiling']:.2f}  "
