@@ -199,8 +199,9 @@ def run_bench(
                                   connections=paced_conns, seconds=paced_seconds)  # fmt: skip
         out["paced"] = {**paced, "target_rps": round(rate, 1)}
         fill = max(0, memory_scans - bench.new_scans)
-        if fill:  # more cold scans, only to weigh them in Redis; they may run out
-            fill_file, fill = bench.requests("fill", fill)
+        if fill:  # more cold scans, only to weigh them in Redis, until they run out
+            # a few more than missing: what is in flight as wrk's threads stop may never reach the service
+            fill_file, fill = bench.requests("fill", fill + connections)
             bench.phase(fill_file, once=True, seconds=math.ceil(fill / max(1.0, cold["rps"]) * 1.2))
         memory_after, scans = bench.redis_memory(), bench.new_scans
         out["memory"] = {
