@@ -138,7 +138,7 @@ def _direct(app: web.Application, routed: ServerHandler) -> ServerHandler:
         if found is None or hdrs.EXPECT in request.headers:
             return await routed(request)
         made = cast(web.Request, request)  # the app's request factory makes web.Request
-        made._match_info, handler = found  # what Application._handle sets after routing
+        made._match_info, handler = found  # noqa: SLF001  (what Application._handle sets after routing)
         return await handler(made)
 
     return handle
@@ -149,12 +149,14 @@ class ProblemRunner(web.AppRunner):
 
     async def _make_server(self) -> Server:
         base = await super()._make_server()  # starts the app and sets every argument as aiohttp does
+        # The Server aiohttp built, rebuilt as a ProblemServer with the same arguments: its loop and keyword
+        # arguments have no public accessor (aiohttp is capped in pyproject.toml for these).
         return ProblemServer(
             _direct(self.app, base.request_handler),
             request_factory=base.request_factory,
             handler_cancellation=base.handler_cancellation,
-            loop=base._loop,
-            **base._kwargs,
+            loop=base._loop,  # noqa: SLF001
+            **base._kwargs,  # noqa: SLF001
         )
 
 
