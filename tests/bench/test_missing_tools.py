@@ -15,6 +15,7 @@ import pytest
 from verifier.bench import procs
 from verifier.bench.run import run_bench
 from verifier.cli.main import main
+from verifier.errors import UsageError
 
 _PACKAGE_MANAGERS = ("apt-get", "apt", "aptitude", "dpkg", "sudo")
 
@@ -50,12 +51,12 @@ def test_a_missing_program_is_named_with_its_package(
 
 
 def test_run_bench_raises_before_starting_anything(monkeypatch: pytest.MonkeyPatch) -> None:
-    """As a library call, run_bench raises MissingToolsError naming what is missing."""
+    """As a library call, run_bench raises a UsageError saying what to install."""
     monkeypatch.setattr(shutil, "which", lambda name, *a, **k: None)
-    with pytest.raises(procs.MissingToolsError) as raised:
+    with pytest.raises(UsageError) as raised:
         run_bench(1.0, rounds=1)
-    assert raised.value.missing == ["wrk", "redis-server"]
-    assert raised.value.code == "BENCH_TOOLS_MISSING"
+    assert "apt-get install wrk\n" in str(raised.value)
+    assert "apt-get install redis-server\n" in str(raised.value)
 
 
 def test_without_either_program_on_path_nothing_is_installed(tmp_path: Path) -> None:
@@ -90,3 +91,4 @@ def test_the_programs_found_are_returned(monkeypatch: pytest.MonkeyPatch) -> Non
     """With both on PATH, their paths."""
     monkeypatch.setattr(shutil, "which", lambda name, *a, **k: f"/opt/bin/{name}")
     assert procs.find_tools() == {"wrk": "/opt/bin/wrk", "redis-server": "/opt/bin/redis-server"}
+    assert procs.missing_tools() == []

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from verifier.errors import VerifierError
+from verifier.errors import UsageError
 
 _TICK = os.sysconf("SC_CLK_TCK")
 
@@ -116,17 +116,6 @@ TOOLS: dict[str, tuple[str, str, str]] = {
 }
 
 
-class MissingToolsError(VerifierError):
-    """Programs ``verifier bench`` needs are not on PATH; ``missing`` names them. The bench never installs
-    anything: the message says which Debian package to install."""
-
-    code = "BENCH_TOOLS_MISSING"
-
-    def __init__(self, missing: list[str]) -> None:
-        self.missing = missing
-        super().__init__(missing_tools_message(missing))
-
-
 def missing_tools_message(missing: list[str]) -> str:
     """What to install, in English and Chinese, one line per missing program with its apt-get command."""
     lines = [
@@ -140,13 +129,18 @@ def missing_tools_message(missing: list[str]) -> str:
     return "\n".join(lines)
 
 
+def missing_tools() -> list[str]:
+    """The programs of :data:`TOOLS` that are not on PATH. Only looks: never installs."""
+    return [name for name in TOOLS if shutil.which(name) is None]
+
+
 def find_tools() -> dict[str, str]:
-    """The path of each program in :data:`TOOLS` on PATH; :class:`MissingToolsError` naming every one
-    that is not there. Only looks: never installs."""
+    """The path of each program in :data:`TOOLS` on PATH; a :class:`UsageError` saying which Debian
+    package to install for every one that is not there. Only looks: never installs."""
     found = {name: shutil.which(name) for name in TOOLS}
     missing = [name for name, path in found.items() if path is None]
     if missing:
-        raise MissingToolsError(missing)
+        raise UsageError(missing_tools_message(missing))
     return {name: path for name, path in found.items() if path is not None}
 
 

@@ -156,7 +156,8 @@ def run_bench(
     ``cold_tokens`` fresh tokens are minted for each cold phase; by default :func:`report.tokens_for`
     sizes them from the higher of the round's composite ceiling and the fastest cold round so far.
 
-    Raises :class:`procs.MissingToolsError` before starting anything if wrk or redis-server is missing."""
+    Raises :class:`UsageError` saying what to install, before starting anything, if wrk or
+    redis-server is missing."""
     tools = procs.find_tools()
     load = bench_wrk.Load(tools["wrk"], threads=threads, connections=connections)
     from verifier.web.eventloop import loop_name
@@ -250,18 +251,18 @@ def _scale_out(bench: _Bench, warm_file: Path, seconds: float) -> dict[str, Any]
 
 
 def _command(args: argparse.Namespace) -> int:
-    try:
-        result = run_bench(
-            args.seconds,
-            rounds=args.rounds,
-            threads=args.threads,
-            connections=args.connections,
-            memory_scans=args.memory_scans,
-            cold_tokens=args.cold_tokens,
-        )
-    except procs.MissingToolsError as exc:
-        print(exc, file=sys.stderr)
+    missing = procs.missing_tools()
+    if missing:  # said here whole, not as an error line: it is what to install
+        print(procs.missing_tools_message(missing), file=sys.stderr)
         return 2
+    result = run_bench(
+        args.seconds,
+        rounds=args.rounds,
+        threads=args.threads,
+        connections=args.connections,
+        memory_scans=args.memory_scans,
+        cold_tokens=args.cold_tokens,
+    )
     if args.json:
         print(json.dumps(result, indent=2, ensure_ascii=False))
     else:
