@@ -4,6 +4,9 @@ test clients and servers, and the check of an RFC 9457 problem answer."""
 from __future__ import annotations
 
 import json
+import subprocess
+import time
+import urllib.request
 from typing import Any, TypeAlias
 
 from aiohttp import ClientResponse, web
@@ -35,3 +38,18 @@ async def assert_problem(response: ClientResponse, status: int, *named: str) -> 
     for word in named:
         assert word in body["detail"], body["detail"]
     return body
+
+
+def wait_ready(port: int, *, process: subprocess.Popen[str] | None = None, timeout: float = 30) -> None:
+    """Wait until the service on ``port`` answers ``GET /readyz`` with 200; fail early if ``process``
+    (the service, when the test started it) has exited."""
+    deadline = time.monotonic() + timeout
+    while (process is None or process.poll() is None) and time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.1)
+    exited = "" if process is None else f" (exit code {process.poll()})"
+    raise AssertionError(f"the service on port {port} did not become ready{exited}")

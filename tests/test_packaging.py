@@ -17,7 +17,6 @@ import os
 import site
 import subprocess
 import sys
-import time
 import urllib.request
 import zipfile
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import wait_ready
 from tests.redis_server import free_port
 from verifier.adapters import paths
 
@@ -145,18 +145,6 @@ def test_demo_runs_from_the_wheel(installed: Installed, tmp_path: Path) -> None:
     assert "4 accepted, 5 rejected" in output
 
 
-def _wait_ready(process: subprocess.Popen[str], port: int, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while process.poll() is None and time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.1)
-    raise AssertionError(f"`verifier serve` on port {port} did not become ready (exit code {process.poll()})")
-
-
 def test_serve_from_the_wheel_accepts_a_scan(installed: Installed, tmp_path: Path) -> None:
     """`verifier serve` from the venv, run from a folder of its own, accepts a scan with a counter key and
     a token from the installed commands; it stops cleanly on SIGTERM, and the state is in VERIFIER_STATE_DIR."""
@@ -174,7 +162,7 @@ def test_serve_from_the_wheel_accepts_a_scan(installed: Installed, tmp_path: Pat
         text=True,
     )
     try:
-        _wait_ready(process, port)
+        wait_ready(port, process=process)
         key = installed.run("counters", "key", "cq-notary-zhixin-01", env=env)
         token = installed.run(
             "issuer", "mint", "--type", "driving-licence", "--province", "SC", "--channel", "jiaoguan-12123", env=env

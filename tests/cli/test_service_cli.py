@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import ServerFactory
+from tests.helpers import ServerFactory, wait_ready
 from tests.redis_server import RedisServer, free_port
 from tests.scenes import Scene
 from verifier.cli.main import main
@@ -31,18 +31,6 @@ def _post(url: str, body: dict[str, Any], key: str) -> dict[str, Any]:
     with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310 - loopback test server
         result: dict[str, Any] = json.loads(response.read())
         return result
-
-
-def _wait_ready(port: int, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.1)
-    raise AssertionError(f"service on port {port} did not become ready")
 
 
 @pytest.fixture
@@ -77,7 +65,7 @@ def test_serve_decides_scans_from_a_fresh_state(
         text=True,
     )
     try:
-        _wait_ready(port)
+        wait_ready(port)
         keys = [_cli(state, "counters", "key", c) for c in ("cq-notary-zhixin-01", "cq-notary-zhixin-02")]
         token = _cli(
             state, "issuer", "mint", "--type", "driving-licence", "--province", "SC", "--channel", "jiaoguan-12123"
@@ -172,7 +160,7 @@ def test_workers_exit_when_their_master_is_killed(state: dict[str, str], redis_s
     args = ["serve", "--port", str(port), "--workers", "2", "--redis-url", redis_server.url]
     master = subprocess.Popen([sys.executable, "-m", "verifier", *args], env=state, stdout=subprocess.PIPE, text=True)
     try:
-        _wait_ready(port)
+        wait_ready(port)
         children = Path(f"/proc/{master.pid}/task/{master.pid}/children").read_text().split()
         assert len(children) >= 2
     finally:
