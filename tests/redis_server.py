@@ -29,7 +29,9 @@ class RedisServer:
         self.binary = binary
         self.directory = directory
         self.port = port or free_port()
-        self.extra_args = extra_args  # later options win: ("--appendonly", "yes") keeps claims across a restart
+        # Later options win. By default the append-only file is on (everysec), as the service requires of a
+        # Redis it keeps one-time use in; ("--appendonly", "no") makes a Redis that forgets on a restart.
+        self.extra_args = extra_args
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -40,7 +42,7 @@ class RedisServer:
     def start(self) -> None:
         """Start (or restart) the server on the same port and wait until it answers."""
         self.process = subprocess.Popen(
-            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes",
              "--dir", str(self.directory), "--loglevel", "warning", *self.extra_args],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

@@ -8,6 +8,7 @@ VerifierError                      VERIFIER_ERROR     the root; ``code`` is a st
 ├── KeyStoreError                  KEY_STORE          the issuer's key state cannot be read or written
 ├── TokenMalformedError            TOKEN_MALFORMED    not a compact JWS of our kind; ``reason`` is the decision's code
 ├── StoreUnavailableError          STORE_UNAVAILABLE  the state store cannot be reached or written now (HTTP 503)
+│   └── StoreUnsafeError           STORE_UNSAFE       it answers, but cannot guarantee one-time use now (HTTP 503)
 └── ProblemError                   HTTP_PROBLEM       a request answered with problem+json (verifier.web.problems)
 
 ProblemError lives beside the web shell (it is an HTTP answer); the rest live here, where every
@@ -15,6 +16,16 @@ layer may import them.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One failing check of the state store's safety: ``check`` a stable name, ``detail`` in words."""
+
+    check: str
+    detail: str
 
 
 class VerifierError(Exception):
@@ -74,3 +85,15 @@ class StoreUnavailableError(VerifierError):
     cannot be decided (HTTP 503, never an acceptance)."""
 
     code = "STORE_UNAVAILABLE"
+
+
+class StoreUnsafeError(StoreUnavailableError):
+    """The store answers but cannot guarantee one-time use now (an evicting memory policy, no persistence,
+    no write, too few replicas, or this instance's clock too far from the store's): no scan is decided
+    until it can. ``findings`` name each failing check."""
+
+    code = "STORE_UNSAFE"
+
+    def __init__(self, findings: tuple[Finding, ...]) -> None:
+        self.findings = findings
+        super().__init__("无法保证一次一验 / cannot guarantee one-time use: " + "; ".join(f.detail for f in findings))

@@ -29,6 +29,7 @@ async def test_new_tokens_beyond_the_seen_bound_keep_memory_flat(
     store = RedisStore.from_url(redis_server.url)
     service = ScanService(catalogue, JwksTrustSource.static(scene.keyring.trust_list()), store, seen_capacity=CAPACITY)
     counter = catalogue.counters["cq-notary-zhixin-01"]
+    assert await service.check_store() == ()  # the service decides nothing before the store is checked
     tokens = [scene.driving_licence("SC", licence_no=f"51019{i:07d}") for i in range(5_000)]
     try:
         for token in tokens[:1_000]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 
 import pytest
@@ -34,7 +35,8 @@ def record(
     )
 
 
-def commit(rec: ScanRecord, digest: str = "d1", jti: str | None = "j1") -> Commit:
+def commit(rec: ScanRecord, digest: str = "d1", jti: str | None = "j1", *, expires_at: int | None = None) -> Commit:
+    """A commit whose claim and cache entry expire 300 s from now (or at ``expires_at``), its record in an hour."""
     return Commit(
         rec,
         TAG,
@@ -42,7 +44,7 @@ def commit(rec: ScanRecord, digest: str = "d1", jti: str | None = "j1") -> Commi
         jti if rec.decision == "accepted" else None,
         RK,
         "driving-licence|SC|CQ|notary-driving-licence",
-        300,
+        int(time.time()) + 300 if expires_at is None else expires_at,
         3600,
     )
 
@@ -141,30 +143,35 @@ async def test_record_round_trips_operator_and_serial(store: ScanStore) -> None:
     assert (fetched.operator, fetched.serial_no) == ("clerk-7", "SN-1")
 
 
-async def test_memory_store_forgets_after_ttl() -> None:
-    """Cached scans and one-time claims expire with the token."""
+async def test_memory_store_forgets_at_the_commits_expiry() -> None:
+    """Cached scans and one-time claims are kept until the absolute time the commit names, then forgotten."""
     now = [1000.0]
     store = MemoryStore(clock=lambda: now[0])
-    await store.commit(commit(record("a", "c1")))
-    now[0] += 301
+    await store.commit(commit(record("a", "c1"), expires_at=1300))
+    now[0] = 1299.5
+    assert await store.lookup(TAG, "c1", "d1", RK) is not None
+    replay, _, _ = await store.commit(commit(record("b", "c2"), digest="d2"))
+    assert replay.reasons == (("REPLAYED", ""),)
+    now[0] = 1300
     assert await store.lookup(TAG, "c1", "d1", RK) is None
 
 
 @pytest.mark.redis
-async def test_redis_keys_expire_no_later_than_the_token(redis_server: RedisServer) -> None:
-    """In Redis the cache entry and the one-time claim carry the token's remaining life as TTL."""
+async def test_redis_claim_and_cache_expire_at_the_commits_absolute_time(redis_server: RedisServer) -> None:
+    """In Redis the cache entry and the one-time claim expire at the absolute time the commit names (derived
+    from the token, not from anyone's clock); the record is kept for its own retention."""
     client = Redis.from_url(redis_server.url, decode_responses=True)
     await client.flushdb()
     store = RedisStore.from_url(redis_server.url)
-    await store.commit(commit(record("a", "c1")))
-    cache_ttl = await client.ttl(f"cy:{{{TAG}}}:c:c1:d1")
-    claim_ttl = await client.ttl(f"cy:{{{TAG}}}:j:j1")
+    expires_at = int(time.time()) + 1234
+    await store.commit(commit(record("a", "c1"), expires_at=expires_at))
+    cache_at = await client.expiretime(f"cy:{{{TAG}}}:c:c1:d1")
+    claim_at = await client.expiretime(f"cy:{{{TAG}}}:j:j1")
     record_ttl = await client.ttl(f"cy:{{{TAG}}}:s:{TAG}-a")
     await store.close()
     await client.aclose()
-    assert 0 < cache_ttl <= 300
-    assert 0 < claim_ttl <= 300
-    assert 300 < record_ttl <= 3600
+    assert cache_at == claim_at == expires_at
+    assert 3000 < record_ttl <= 3600
 
 
 async def test_memory_store_sweeps_now_and_then_not_at_every_commit(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -182,11 +189,11 @@ async def test_memory_store_sweeps_now_and_then_not_at_every_commit(monkeypatch:
 
     monkeypatch.setattr(store, "_sweep", counted)
     for i in range(12_000):  # two entries a commit, all alive
-        await store.commit(commit(record(f"s{i}", "c1"), f"d{i}", None))
+        await store.commit(commit(record(f"s{i}", "c1"), f"d{i}", None, expires_at=1300))
     assert 1 <= sweeps <= 2, sweeps
     now[0] += 10_000  # every entry has expired
     for i in range(30_000):
-        await store.commit(commit(record(f"late{i}", "c1"), f"late{i}", None))
+        await store.commit(commit(record(f"late{i}", "c1"), f"late{i}", None, expires_at=11_300))
     assert len(store._values) == 2 * 30_000  # the 24,000 expired entries are gone, the live ones kept
     assert sweeps <= 6, sweeps
 

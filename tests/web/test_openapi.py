@@ -24,7 +24,7 @@ from verifier.core.catalogue_view import catalogue_document
 from verifier.core.reasons import MESSAGES
 from verifier.core.trust import TrustList
 from verifier.errors import StoreUnavailableError
-from verifier.service.ports import ScanRecord
+from verifier.service.ports import ScanRecord, StoreHealth
 from verifier.web import appkeys
 
 SPEC_PATH = Path(__file__).resolve().parents[2] / "schemas" / "openapi.json"
@@ -127,6 +127,11 @@ class FlakyStore(MemoryStore):
         """See :meth:`MemoryStore.set_revoked`."""
         self._check()
         await super().set_revoked(revocation_key, revoked, reason)
+
+    async def health(self) -> StoreHealth:
+        """See :meth:`MemoryStore.health`."""
+        self._check()
+        return await super().health()
 
     async def stats(self) -> dict[str, int]:
         """See :meth:`MemoryStore.stats`."""

@@ -6,7 +6,16 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from verifier.service.ports import AS_DECIDED, REPLAYED, REVOKED, Commit, ScanRecord, scan_tag, stats_fields
+from verifier.service.ports import (
+    AS_DECIDED,
+    REPLAYED,
+    REVOKED,
+    Commit,
+    ScanRecord,
+    StoreHealth,
+    scan_tag,
+    stats_fields,
+)
 
 _SWEEP_FROM = 10_000  # the embedded store looks for expired entries once it holds more than this
 
@@ -32,6 +41,9 @@ class MemoryStore:
 
     def _set(self, key: str, value: str, ttl: int) -> None:
         self._values[key] = (value, self._clock() + ttl)
+
+    def _set_until(self, key: str, value: str, expires_at: float) -> None:
+        self._values[key] = (value, expires_at)
 
     def _sweep(self) -> None:
         """Drop expired entries now and then, so memory stays bounded by the live tokens."""
@@ -75,10 +87,10 @@ class MemoryStore:
                 if self._get(claim) is not None:
                     status = REPLAYED
                 else:
-                    self._set(claim, commit.record.counter, commit.cache_ttl)
+                    self._set_until(claim, commit.record.counter, commit.expires_at)
         record = commit.record
         self._set(f"{commit.tag}:s:{record.scan_id}", status + record.to_json(), commit.record_ttl)
-        self._set(f"{commit.tag}:c:{record.counter}:{commit.digest}", record.scan_id, commit.cache_ttl)
+        self._set_until(f"{commit.tag}:c:{record.counter}:{commit.digest}", record.scan_id, commit.expires_at)
         settled = record.settled(status)
         minute = time.strftime("%Y%m%d%H%M", time.gmtime(self._clock()))
         self._count([*stats_fields(settled, commit.stats_key), f"minute|{minute}|{settled.decision}"])
@@ -99,6 +111,10 @@ class MemoryStore:
     async def stats(self) -> dict[str, int]:
         """See :meth:`ScanStore.stats`."""
         return dict(self._stats)
+
+    async def health(self) -> StoreHealth:
+        """The process's own memory: it keeps what it is given until the process ends, on its own clock."""
+        return StoreHealth((), None, None)
 
     async def ping(self) -> None:
         """The in-process store is always there."""

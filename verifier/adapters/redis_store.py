@@ -6,29 +6,37 @@ with one token on two instances get exactly one acceptance.
 
 Keys (``T`` is the licence's tag, so a scan's keys share one Redis Cluster slot)::
 
-    cy:{T}:c:<counter>:<digest>   -> scan id          (TTL: the token's remaining life)
+    cy:{T}:c:<counter>:<digest>   -> scan id          (expires at the token's exp + leeway + max clock skew)
     cy:{T}:s:<scan id>            -> status + record  (TTL: record retention)
-    cy:{T}:j:<jti>                -> counter          (one-time use claim, token's remaining life)
+    cy:{T}:j:<jti>                -> counter          (one-time use claim, expires as the cache entry)
     cy:{T}:v:<type|province|no>   -> reason           (revocation, no TTL)
     cy:stats, cy:stats:d:<day>    -> counters         (statistics; per-minute fields kept two days)
+
+The store keeps a claim only if Redis can: :meth:`RedisStore.health` reads ``INFO`` (which managed
+Redis allows, unlike ``CONFIG GET``) for the memory policy and persistence, writes a short-lived probe
+key, and reads ``TIME``. With ``min_replica_acks`` above 0, a claim or a revocation counts only once
+that many replicas hold it (``WAIT`` sent in the same round trip as the script).
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import secrets
 import time
+from collections.abc import Awaitable
 from typing import Any
 
 from redis import exceptions as redis_errors
 from redis.exceptions import NoScriptError
 
 from verifier.adapters.redis_pipe import RedisPipe
-from verifier.errors import StoreUnavailableError
-from verifier.service.ports import STATS_TTL, Commit, ScanRecord, licence_tag, scan_tag
+from verifier.errors import Finding, StoreUnavailableError
+from verifier.service.ports import STATS_TTL, Commit, ScanRecord, StoreHealth, licence_tag, scan_tag
 
 # KEYS: 1 cache (c), 2 revocation (v), 3 statistics, 4 one-time claim (j), 5 record (s), 6 statistics of the day.
-# ARGV: 1 'lookup'|'commit', 2 record key prefix, 3 record, 4 counter, 5 cache TTL, 6 record TTL, 7 decision,
+# ARGV: 1 'lookup'|'commit', 2 record key prefix, 3 record, 4 counter, 5 claim and cache expiry (Unix s),
+# 6 record TTL, 7 decision,
 # 8 statistics key, 9 reason codes, 10 minute, 11 scan id, 12 '1' to claim the jti, 13 statistics TTL.
 # A lookup sends only KEYS 1-3 and ARGV 1-2: fewer arguments to pack and parse on the warm path.
 _SCAN_SCRIPT = """
@@ -46,7 +54,7 @@ local status, decision, reasons = 'A', ARGV[7], ARGV[9]
 if decision == 'accepted' then
   if revoked == 1 then
     status = 'V'
-  elseif ARGV[12] == '1' and not redis.call('SET', KEYS[4], ARGV[4], 'NX', 'EX', ARGV[5]) then
+  elseif ARGV[12] == '1' and not redis.call('SET', KEYS[4], ARGV[4], 'NX', 'EXAT', ARGV[5]) then
     status = 'P'
   end
   if status ~= 'A' then
@@ -55,7 +63,7 @@ if decision == 'accepted' then
   end
 end
 redis.call('SET', KEYS[5], status .. ARGV[3], 'EX', ARGV[6])
-redis.call('SET', KEYS[1], ARGV[11], 'EX', ARGV[5])
+redis.call('SET', KEYS[1], ARGV[11], 'EXAT', ARGV[5])
 redis.call('HINCRBY', KEYS[3], 'scans|' .. ARGV[8] .. '|' .. decision, 1)
 for code in string.gmatch(reasons, '[^,]+') do
   redis.call('HINCRBY', KEYS[3], 'reason|' .. ARGV[8] .. '|' .. code, 1)
@@ -83,17 +91,43 @@ class RedisStore:
     """Every command goes through one :class:`verifier.adapters.redis_pipe.RedisPipe`, which bounds each in time
     (``op_timeout``) and keeps replies aligned with their calls."""
 
-    def __init__(self, pipe: RedisPipe, *, prefix: str = "cy:") -> None:
+    def __init__(
+        self,
+        pipe: RedisPipe,
+        *,
+        prefix: str = "cy:",
+        min_replica_acks: int = 0,
+        replica_ack_timeout: float = 0.5,
+        allow_volatile: bool = False,
+    ) -> None:
         self._pipe = pipe
         self._prefix = prefix
+        self._acks = min_replica_acks
+        self._ack_timeout_ms = max(1, int(replica_ack_timeout * 1000))
+        self._allow_volatile = allow_volatile
 
     @classmethod
     def from_url(
-        cls, url: str, *, op_timeout: float = 1.0, connect_timeout: float | None = None, prefix: str = "cy:"
+        cls,
+        url: str,
+        *,
+        op_timeout: float = 1.0,
+        connect_timeout: float | None = None,
+        prefix: str = "cy:",
+        min_replica_acks: int = 0,
+        allow_volatile: bool = False,
     ) -> RedisStore:
         """A store on ``url`` (``redis://``, ``rediss://`` or ``unix://``, as redis-py reads it); connects at
-        the first call. ``connect_timeout`` defaults to half of ``op_timeout``."""
-        return cls(RedisPipe.from_url(url, timeout=op_timeout, connect_timeout=connect_timeout), prefix=prefix)
+        the first call. ``connect_timeout`` defaults to half of ``op_timeout``; replicas have half of
+        ``op_timeout`` to acknowledge a claim. ``allow_volatile`` accepts a Redis that keeps nothing on disk
+        (tests and benchmarks only)."""
+        return cls(
+            RedisPipe.from_url(url, timeout=op_timeout, connect_timeout=connect_timeout),
+            prefix=prefix,
+            min_replica_acks=min_replica_acks,
+            replica_ack_timeout=op_timeout / 2,
+            allow_volatile=allow_volatile,
+        )
 
     async def _call(self, *args: str | int) -> Any:
         """One command; Redis out of reach, too slow or unable to write now is StoreUnavailableError."""
@@ -140,7 +174,7 @@ class RedisStore:
             f"{base}s:",
             record.to_json(),
             record.counter,
-            max(1, commit.cache_ttl),
+            commit.expires_at,
             max(1, commit.record_ttl),
             record.decision,
             commit.stats_key,
@@ -150,7 +184,8 @@ class RedisStore:
             "1" if commit.jti else "0",
             STATS_TTL,
         ]
-        reply: list[Any] = await self._script(keys, args)
+        write = self._script(keys, args)
+        reply: list[Any] = await (self._replicated(write) if commit.jti else write)
         if reply[0] == 1:
             stored: str = reply[1]
             return ScanRecord.from_json(stored[1:]).settled(stored[0]), True, reply[2] == 1
@@ -164,7 +199,7 @@ class RedisStore:
     async def set_revoked(self, revocation_key: str, revoked: bool, reason: str) -> None:
         """See :meth:`verifier.service.ports.ScanStore.set_revoked`."""
         key = f"{self._prefix}{{{licence_tag(revocation_key)}}}:v:{revocation_key}"
-        await (self._call("SET", key, reason or "-") if revoked else self._call("DEL", key))
+        await self._replicated(self._call("SET", key, reason or "-") if revoked else self._call("DEL", key))
 
     async def stats(self) -> dict[str, int]:
         """See :meth:`verifier.service.ports.ScanStore.stats`."""
@@ -178,6 +213,58 @@ class RedisStore:
                 out[name] = out.get(name, 0) + int(value)
         return out
 
+    async def _replicated(self, write: Awaitable[Any]) -> Any:
+        """``write``, and with ``min_replica_acks`` above 0, ``WAIT`` in the same round trip: the write
+        counts only once that many replicas acknowledged it, else the store is unavailable (503)."""
+        if not self._acks:
+            return await write
+        result, acked = await asyncio.gather(write, self._call("WAIT", self._acks, self._ack_timeout_ms))
+        if acked < self._acks:
+            # Once more, on its own: a script Redis had forgotten ran after the first WAIT (see _script).
+            acked = await self._call("WAIT", self._acks, self._ack_timeout_ms)
+        if acked < self._acks:
+            raise StoreUnavailableError(f"only {acked} of {self._acks} replicas acknowledged the write in time")
+        return result
+
+    async def health(self) -> StoreHealth:
+        """See :meth:`verifier.service.ports.ScanStore.health`. Out of reach: StoreUnavailableError."""
+        probe = f"{self._prefix}probe:{secrets.token_hex(8)}"
+        info_text, clock, written = await asyncio.gather(self._call("INFO"), self._call("TIME"), self._probe(probe))
+        info = _info(info_text)
+        findings = list(written)
+        policy = info.get("maxmemory_policy", "noeviction")
+        if policy != "noeviction":
+            evicts = f"maxmemory-policy is {policy}: Redis may evict one-time-use claims (needs noeviction)"
+            findings.append(Finding("eviction", evicts))
+        if info.get("aof_enabled") != "1" and not self._acks and not self._allow_volatile:
+            findings.append(
+                Finding(
+                    "persistence",
+                    "Redis keeps nothing on disk (appendonly no) and no replica acknowledgement is asked"
+                    " (--min-replica-acks 0): a restart forgets every claim and revocation",
+                )
+            )
+        replicas = int(info.get("connected_slaves", "0"))
+        if self._acks and replicas < self._acks:
+            findings.append(
+                Finding("replicas", f"{replicas} replicas connected, {self._acks} must acknowledge each claim")
+            )
+        if info.get("loading") == "1":
+            findings.append(Finding("loading", "Redis is loading its data"))
+        seconds, micros = (int(x) for x in clock)
+        return StoreHealth(tuple(findings), seconds + micros / 1e6, info.get("run_id"))
+
+    async def _probe(self, key: str) -> list[Finding]:
+        """A real write, gone in five seconds: an out-of-memory or read-only Redis refuses it."""
+        try:
+            await self._call("SET", key, "1", "PX", 5000)
+        except StoreUnavailableError as exc:
+            cause = exc.__cause__
+            if isinstance(cause, (redis_errors.OutOfMemoryError, redis_errors.ReadOnlyError)):
+                return [Finding("write", f"Redis refuses writes: {cause}")]
+            raise
+        return []
+
     async def ping(self) -> None:
         """See :meth:`verifier.service.ports.ScanStore.ping`."""
         await self._call("PING")
@@ -185,6 +272,13 @@ class RedisStore:
     async def close(self) -> None:
         """See :meth:`verifier.service.ports.ScanStore.close`."""
         await self._pipe.close()
+
+
+def _info(reply: Any) -> dict[str, str]:
+    """``INFO``'s reply as a dict of its fields (text in RESP2; redis-py may have parsed it already)."""
+    if isinstance(reply, dict):
+        return {k: str(v) for k, v in reply.items()}
+    return dict(line.split(":", 1) for line in str(reply).splitlines() if ":" in line and not line.startswith("#"))
 
 
 def _fields(reply: Any) -> dict[str, str]:

@@ -63,7 +63,17 @@ class _Bench:
     def serve(self, *, workers: int) -> procs.Proc:
         """``verifier serve`` on a free port, on the bench's Redis and state folder."""
         port = procs.free_port()
-        argv = ["verifier", "serve", "--port", str(port), "--redis-url", self.redis_url, "--workers", str(workers)]
+        argv = [
+            "verifier",
+            "serve",
+            "--port",
+            str(port),
+            "--redis-url",
+            self.redis_url,
+            "--workers",
+            str(workers),
+            "--allow-volatile-store",
+        ]  # fmt: skip  (the bench's own Redis keeps nothing on disk)
         log = self.root / f"serve-{port}.log"
         return procs.start_python(argv, log=log, env=self.env, ready_path="/readyz", port=port)
 

@@ -72,7 +72,17 @@ def _describe(document: dict[str, Any]) -> str:
 def _serve(args: argparse.Namespace) -> int:
     from verifier.service.settings import Settings
 
-    settings = Settings(host=args.host, port=args.port, redis_url=args.redis_url, jwks=args.jwks)
+    settings = Settings(
+        host=args.host,
+        port=args.port,
+        redis_url=args.redis_url,
+        jwks=args.jwks,
+        max_clock_skew=args.max_clock_skew,
+        min_replica_acks=args.min_replica_acks,
+        allow_volatile_store=args.allow_volatile_store,
+    )
+    if args.max_clock_skew < 1 or args.min_replica_acks < 0:
+        raise UsageError("--max-clock-skew must be at least 1 and --min-replica-acks at least 0 / 取值超出范围")
     if settings.jwks is None:
         _ensure_local_issuer_keys()
     if args.workers < 1:
@@ -220,6 +230,24 @@ def register(sub: Any) -> None:
     p.add_argument("--workers", type=int, default=1, help="worker processes sharing the port (needs Redis)")
     p.add_argument("--jwks", default=os.environ.get("VERIFIER_JWKS"), help="issuer JWKS file or URL")
     p.add_argument("--log-level", default="info")
+    p.add_argument(
+        "--max-clock-skew",
+        type=int,
+        default=int(os.environ.get("VERIFIER_MAX_CLOCK_SKEW", "60")),
+        help="seconds of clock difference allowed between an instance and Redis (default 60)",
+    )
+    p.add_argument(
+        "--min-replica-acks",
+        type=int,
+        default=int(os.environ.get("VERIFIER_MIN_REPLICA_ACKS", "0")),
+        help="replicas that must hold a claim or revocation before it counts (default 0)",
+    )
+    p.add_argument(
+        "--allow-volatile-store",
+        action="store_true",
+        default=os.environ.get("VERIFIER_ALLOW_VOLATILE_STORE", "") not in ("", "0", "false"),
+        help="accept a Redis that keeps nothing on disk (tests and benchmarks only)",
+    )
     p.set_defaults(func=_serve)
 
     p = sub.add_parser("revoke", help="revoke (or --restore) a licence on the running service")

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 import orjson
 
 from verifier.core.trust import TrustList
+from verifier.errors import Finding
 
 # How a stored scan's outcome was settled by the store itself (first character of a stored record).
 AS_DECIDED, REPLAYED, REVOKED = "A", "P", "V"
@@ -79,12 +80,24 @@ class Commit:
     jti: str | None  # claimed only when the decision is accepted
     revocation_key: str | None  # "type|province|licence number" as the token states it
     stats_key: str  # "type|issuing province|counter province|scenario"
-    cache_ttl: int  # never longer than the token lives
-    record_ttl: int
+    # Unix time (s) at which the claim and the cached result expire: derived from the token (its exp, plus
+    # leeway and the largest clock skew allowed between instances), never from one instance's clock, so
+    # no instance can still accept the token once its claim is gone.
+    expires_at: int
+    record_ttl: int  # seconds; never shorter than the claim lives
 
 
 class StoreUnavailableError(Exception):
     """The store cannot be reached or did not answer in time."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoreHealth:
+    """What the store says of its ability to keep one-time use, asked now."""
+
+    findings: tuple[Finding, ...]  # each check that fails; empty when the store can keep claims
+    clock: float | None  # the store's clock (Unix s) as it answered; None for a store with no clock of its own
+    identity: str | None  # changes when the store restarted (Redis's run_id)
 
 
 class ScanStore(Protocol):
@@ -106,6 +119,10 @@ class ScanStore(Protocol):
 
     async def stats(self) -> dict[str, int]:
         """All counters: ``scans|…|decision``, ``reason|…|code``, ``rescans``, ``minute|…|decision``."""
+
+    async def health(self) -> StoreHealth:
+        """Check, now, that the store can keep one-time use (memory policy, persistence or replica
+        acknowledgement, a real write) and read its clock."""
 
     async def ping(self) -> None:
         """Raise :class:`verifier.errors.StoreUnavailableError` unless the store answers."""

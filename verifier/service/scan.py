@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
+import logging
 import secrets
 import time
 from collections import OrderedDict
@@ -17,8 +19,10 @@ from verifier.core.decide import DEFAULT_POLICY, Decision, Policy, decide, revoc
 from verifier.core.decision_view import expand_licence, stored_licence, timestamp, trusted_licence_view
 from verifier.core.reasons import Reason
 from verifier.core.token import ParsedToken, parse
-from verifier.errors import StoreUnavailableError, TokenMalformedError
+from verifier.errors import Finding, StoreUnavailableError, StoreUnsafeError, TokenMalformedError
 from verifier.service.ports import REVOKED, Commit, ScanRecord, ScanStore, TrustSource, licence_tag
+
+log = logging.getLogger("verifier")
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,7 +39,7 @@ class ScanResult:
 class Readiness:
     """Whether this instance can decide scans now: ``problems`` names each failing check (empty when ready)."""
 
-    problems: tuple[str, ...]
+    problems: tuple[Finding, ...]
     keys: int
     store: str
 
@@ -78,6 +82,7 @@ class ScanService:
         policy: Policy = DEFAULT_POLICY,
         clock: Callable[[], float] = time.time,
         record_ttl: int = 24 * 3600,
+        max_clock_skew: int = 60,
         seen_capacity: int = 100_000,
     ) -> None:
         self.catalogue = catalogue
@@ -86,6 +91,12 @@ class ScanService:
         self.policy = policy
         self.clock = clock
         self.record_ttl = record_ttl
+        self.max_clock_skew = max_clock_skew
+        # What the last check of the store found (see check_store): while anything, no scan is decided.
+        # Nothing is known before the first check, and that is a finding too.
+        self._findings: tuple[Finding, ...] = (Finding("unchecked", "the store has not been checked yet"),)
+        self._store_identity: str | None = None
+        self.clock_offset: float | None = None  # the store's clock minus this instance's, at the last check
         # Tokens this process has scanned per counter: a re-scan asks the store first and skips
         # verification; a token new to this process is verified, and the commit still returns the
         # cached scan if another instance made one. Bounded, oldest forgotten first. Each entry keeps
@@ -97,7 +108,10 @@ class ScanService:
         self, counter: Counter, token: str, scenario: str, *, operator: str | None = None, serial_no: str | None = None
     ) -> ScanResult:
         """Decide one scan. Raises :class:`verifier.service.ports.StoreUnavailableError` when the store
-        cannot be reached — never an acceptance without the one-time-use and revocation checks."""
+        cannot be reached, :class:`verifier.errors.StoreUnsafeError` when it cannot keep one-time use —
+        never an acceptance without the one-time-use and revocation checks."""
+        if self._findings:
+            raise StoreUnsafeError(self._findings)
         now = self.clock()
         # The result cache is per counter, business and token: a re-scan for another business is decided anew.
         digest = token_digest(f"{scenario}\n{token}")
@@ -129,10 +143,7 @@ class ScanService:
         if any(r.code == "KEY_UNKNOWN" for r in decision.reasons) and await self.trust.refresh_for_unknown_kid():
             decision = decide_now()  # the trust list may now know the key: a rotation needs no restart
         record = self._record(decision, counter, scenario, now, tag, operator=operator, serial_no=serial_no)
-        # Integer arithmetic: an unverified exp may be any size.
-        exp = decision.expires_at or identity.exp
-        remaining = self.policy.max_lifetime if exp is None else max(0, min(exp - int(now), self.policy.max_lifetime))
-        cache_ttl = remaining + self.policy.leeway + 1
+        expires_at = self._claim_expiry(decision.expires_at or identity.exp, now)
         licence = decision.licence
         stats_type, stats_province = self._stats_labels(decision, identity)
         commit = Commit(
@@ -142,12 +153,22 @@ class ScanService:
             jti=decision.jti if decision.accepted else None,
             revocation_key=licence.revocation_key if licence else identity.revocation_key,
             stats_key=f"{stats_type}|{stats_province}|{counter.province}|{scenario}",
-            cache_ttl=max(1, cache_ttl),
-            record_ttl=max(self.record_ttl, cache_ttl),
+            expires_at=expires_at,
+            record_ttl=max(self.record_ttl, expires_at - int(now)),
         )
         stored, cached, revoked = await self.store.commit(commit)
         self._remember(seen_key, identity.revocation_key or "")
         return self._result(stored, cached=cached, revoked=revoked)
+
+    def _claim_expiry(self, exp: int | None, now: float) -> int:
+        """When the claim and the cached result expire (Unix s): after every instance has stopped accepting
+        the token — its exp, plus the leeway, plus the largest clock skew allowed between an instance and
+        the store — whatever this instance's clock says. A token is accepted only while exp > now - leeway,
+        with iat at most leeway ahead and exp - iat at most the lifetime cap, so an exp past ``latest`` is
+        never accepted (an unverified one may be any integer: it is bounded, not trusted)."""
+        latest = int(now) + self.policy.leeway + self.policy.max_lifetime
+        until = latest if exp is None else min(exp, latest)
+        return max(until + self.policy.leeway + self.max_clock_skew, int(now) + 1)
 
     def _remember(self, key: str, identity: str) -> None:
         self._seen[key] = identity
@@ -218,15 +239,52 @@ class ScanService:
         """The issuer keys in use, as JWKS with each key's province and unit."""
         return self.trust.current.jwks()
 
+    async def check_store(self) -> tuple[Finding, ...]:
+        """Ask the store whether it can keep one-time use now, and compare its clock with this instance's:
+        off by more than half of ``max_clock_skew`` is a finding too. Scans are refused (503) while there
+        is any. A store out of reach is not a finding (scans fail on it anyway): it raises
+        :class:`verifier.errors.StoreUnavailableError` and the last findings stay."""
+        before = self.clock()
+        health = await self.store.health()
+        findings = list(health.findings)
+        if health.clock is not None:
+            # The store read its clock somewhere between the question and the answer: take the middle.
+            self.clock_offset = health.clock - (before + self.clock()) / 2
+            if abs(self.clock_offset) > self.max_clock_skew / 2:
+                side = "behind" if self.clock_offset > 0 else "ahead of"
+                findings.append(
+                    Finding(
+                        "clock",
+                        f"this instance's clock is {abs(self.clock_offset):.1f} s {side} the store's"
+                        f" (at most {self.max_clock_skew / 2:g} s allowed: half of --max-clock-skew)",
+                    )
+                )
+        if health.identity != self._store_identity:
+            if self._store_identity is not None:
+                log.warning(
+                    json.dumps({"event": "store_restarted", "was": self._store_identity, "now": health.identity})
+                )
+            self._store_identity = health.identity
+        if tuple(findings) != self._findings:
+            event = "store_unsafe" if findings else "store_safe"
+            log.warning(json.dumps({"event": event, "findings": [f.check for f in findings]}))
+        self._findings = tuple(findings)
+        return self._findings
+
+    @property
+    def findings(self) -> tuple[Finding, ...]:
+        """What the last check of the store found; scans are refused while there is anything."""
+        return self._findings
+
     async def ready(self) -> Readiness:
-        """The readiness checks: trust list loaded, store reachable."""
+        """The readiness checks, made now: trust list loaded, store reachable and able to keep one-time use."""
         problems = []
         if not self.trust.loaded:
-            problems.append("trust list not loaded")
+            problems.append(Finding("trust", "trust list not loaded"))
         try:
-            await self.store.ping()
+            problems += await self.check_store()
         except StoreUnavailableError as exc:
-            problems.append(f"state store unreachable: {exc}")
+            problems.append(Finding("reachable", f"state store unreachable: {exc}"))
         return Readiness(tuple(problems), len(self.trust.current.keys), type(self.store).__name__)
 
 

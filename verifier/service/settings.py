@@ -18,6 +18,13 @@ class Settings:
     trust_refresh_seconds: float = 60.0
     store_timeout: float = 1.0  # a hung Redis never holds a counter longer than about this
     record_ttl: int = 24 * 3600
+    # The largest clock difference allowed between an instance and the store: one-time-use claims outlive
+    # every instance's acceptance window by this much, and an instance off by more than half of it is
+    # not ready and decides nothing.
+    max_clock_skew: int = 60
+    min_replica_acks: int = 0  # replicas that must hold a claim or a revocation before it counts (WAIT)
+    allow_volatile_store: bool = False  # accept a Redis that keeps nothing on disk: tests and benchmarks only
+    store_check_seconds: float = 5.0  # how often the store's safety and clock are checked
     max_body_bytes: int = 16 * 1024
     retry_after_seconds: int = 2
     policy: Policy = field(default=DEFAULT_POLICY)

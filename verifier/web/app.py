@@ -19,6 +19,7 @@ from verifier.adapters.paths import state_dir
 from verifier.adapters.redis_store import RedisStore
 from verifier.adapters.trust_source import JwksTrustSource
 from verifier.core.catalogue import Catalogue
+from verifier.errors import StoreUnavailableError
 from verifier.service.ports import ScanStore, TrustSource
 from verifier.service.scan import ScanService
 from verifier.service.settings import Settings
@@ -30,6 +31,23 @@ from verifier.web.server import DIRECT_ROUTES
 log = logging.getLogger("verifier")
 
 
+async def _check_store(service: ScanService, metrics: Metrics) -> None:
+    """One check of the store's safety and clock, counted in the metrics."""
+    try:
+        metrics.observe_store_check(await service.check_store(), service.clock_offset)
+    except StoreUnavailableError:
+        metrics.observe_store_check(None, service.clock_offset)
+
+
+async def _check_store_periodically(service: ScanService, metrics: Metrics, settings: Settings) -> None:
+    """Check the store every ``store_check_seconds``; until it has been reached once, every half second,
+    since no scan is decided before."""
+    while True:
+        checked = not any(f.check == "unchecked" for f in service.findings)
+        await asyncio.sleep(settings.store_check_seconds if checked else 0.5)
+        await _check_store(service, metrics)
+
+
 def build_store(settings: Settings) -> ScanStore:
     """Redis when a URL is given, else the embedded in-process store."""
     if settings.redis_url is None:
@@ -38,7 +56,11 @@ def build_store(settings: Settings) -> ScanStore:
     # One multiplexed connection (verifier.adapters.redis_pipe): every call bounded by the store timeout, a burst
     # queued on it rather than refused, and a connection lost to a restart replaced at the next call.
     return RedisStore.from_url(
-        settings.redis_url, op_timeout=settings.store_timeout, connect_timeout=settings.store_timeout / 2
+        settings.redis_url,
+        op_timeout=settings.store_timeout,
+        connect_timeout=settings.store_timeout / 2,
+        min_replica_acks=settings.min_replica_acks,
+        allow_volatile=settings.allow_volatile_store,
     )
 
 
@@ -71,10 +93,27 @@ def create_app(
         else:
             source = trust
         state = store or build_store(settings)
-        app[appkeys.SERVICE] = ScanService(
-            cat, source, state, policy=settings.policy, clock=clock or time.time, record_ttl=settings.record_ttl
+        service = ScanService(
+            cat,
+            source,
+            state,
+            policy=settings.policy,
+            clock=clock or time.time,
+            record_ttl=settings.record_ttl,
+            max_clock_skew=settings.max_clock_skew,
         )
+        app[appkeys.SERVICE] = service
+        if settings.allow_volatile_store and settings.redis_url is not None:
+            log.warning(
+                "--allow-volatile-store: a Redis restart may forget one-time-use claims — tests and benchmarks only"
+                " / 允许无持久化的Redis：仅用于测试和压测"
+            )
+        await _check_store(service, app[appkeys.METRICS])  # before the first request, bounded by the store timeout
+        checker = asyncio.create_task(_check_store_periodically(service, app[appkeys.METRICS], settings))
         yield
+        checker.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await checker
         if refresher is not None:
             refresher.cancel()
             with contextlib.suppress(asyncio.CancelledError):

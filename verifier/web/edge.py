@@ -15,7 +15,7 @@ from aiohttp import web
 
 from verifier.adapters.api_keys import ADMIN
 from verifier.core.catalogue import Counter
-from verifier.errors import StoreUnavailableError
+from verifier.errors import StoreUnavailableError, StoreUnsafeError
 from verifier.service.settings import Settings
 from verifier.web import appkeys
 from verifier.web.problems import ProblemError, problem
@@ -54,7 +54,8 @@ async def problem_middleware(request: web.Request, handler: Callable[[web.Reques
         )
     except StoreUnavailableError as exc:
         request.app[appkeys.METRICS].store_errors += 1
-        return unavailable(f"state store unavailable: {exc}", request.app[appkeys.SETTINGS]).response()
+        detail = str(exc) if isinstance(exc, StoreUnsafeError) else f"state store unavailable: {exc}"
+        return unavailable(detail, request.app[appkeys.SETTINGS]).response()
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
         return problem(500, "internal error; the scan was not decided")

@@ -148,10 +148,13 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """Readiness: every check of :meth:`verifier.service.scan.ScanService.ready` passes."""
+    """Readiness: every check of :meth:`verifier.service.scan.ScanService.ready` passes; a 503 names each
+    that fails (``checks``: check and detail)."""
     ready = await request.app[appkeys.SERVICE].ready()
     if ready.problems:
-        raise unavailable("; ".join(ready.problems), request.app[appkeys.SETTINGS])
+        failing = unavailable("; ".join(f.detail for f in ready.problems), request.app[appkeys.SETTINGS])
+        failing.extra["checks"] = [{"check": f.check, "detail": f.detail} for f in ready.problems]
+        raise failing
     return json_response({"status": "ready", "keys": ready.keys, "store": ready.store})
 
 

@@ -6,6 +6,8 @@ import bisect
 from collections import Counter as Tally
 from dataclasses import dataclass, field
 
+from verifier.errors import Finding
+
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
 
@@ -18,6 +20,16 @@ class Metrics:
     store_errors: int = 0
     latency_buckets: list[int] = field(default_factory=lambda: [0] * (len(BUCKETS) + 1))
     latency_sum: float = 0.0
+    store_findings: Tally[str] = field(default_factory=Tally)  # failed store checks, by check
+    store_safe: bool = False
+    clock_offset: float | None = None
+
+    def observe_store_check(self, findings: tuple[Finding, ...] | None, clock_offset: float | None) -> None:
+        """Count one check of the store: its findings, or None when the store could not be reached."""
+        for finding in findings if findings is not None else (Finding("reachable", ""),):
+            self.store_findings[finding.check] += 1
+        self.store_safe = findings == ()
+        self.clock_offset = clock_offset
 
     def observe(self, decision: str, cached: bool, seconds: float) -> None:
         """Count one decided scan."""
@@ -38,6 +50,18 @@ class Metrics:
             "# HELP verifier_store_errors_total Scans answered 503 because the store could not be reached.",
             "# TYPE verifier_store_errors_total counter",
             f"verifier_store_errors_total {self.store_errors}",
+            "# HELP verifier_store_safe 1 when the last check found the store able to keep one-time use.",
+            "# TYPE verifier_store_safe gauge",
+            f"verifier_store_safe {int(self.store_safe)}",
+            "# HELP verifier_store_check_failures_total Store checks that failed, by check.",
+            "# TYPE verifier_store_check_failures_total counter",
+            *(
+                f'verifier_store_check_failures_total{{check="{c}"}} {n}'
+                for c, n in sorted(self.store_findings.items())
+            ),
+            "# HELP verifier_store_clock_offset_seconds The store's clock minus this instance's, at the last check.",
+            "# TYPE verifier_store_clock_offset_seconds gauge",
+            *([] if self.clock_offset is None else [f"verifier_store_clock_offset_seconds {self.clock_offset:.3f}"]),
             "# HELP verifier_scan_seconds Time to decide a scan.",
             "# TYPE verifier_scan_seconds histogram",
         ]
