@@ -1,5 +1,5 @@
 """Shared fixtures: the catalogue, a private state folder per test session so generated keys never
-touch the checkout's own ``.verifier/``, a scene of apps and keys per test, and redis-servers."""
+touch the user's own state folder, a scene of apps and keys per test, and redis-servers."""
 
 from __future__ import annotations
 

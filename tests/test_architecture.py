@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,20 @@ def test_imports_run_one_way() -> None:
     done = subprocess.run([lint], cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
     assert "2 kept, 0 broken" in done.stdout
+
+
+def test_importing_the_core_loads_nothing_of_the_other_layers() -> None:
+    """A fresh interpreter that imports every core module has loaded no module of the service, adapters,
+    web, issuer, cli or bench, nor aiohttp or redis: the package's own __init__ pulls nothing in."""
+    core = sorted(p.stem for p in (ROOT / "verifier" / "core").glob("*.py") if p.stem != "__init__")
+    script = (
+        "import sys\n"
+        + "".join(f"import verifier.core.{name}\n" for name in core)
+        + "print('\\n'.join(sorted(m for m in sys.modules if m.startswith(('verifier.', 'aiohttp', 'redis')))))"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True)
+    loaded = set(done.stdout.split())
+    assert loaded == {"verifier.errors", "verifier.core", *(f"verifier.core.{name}" for name in core)}
 
 
 def test_handlers_ask_the_service_not_its_collaborators() -> None:

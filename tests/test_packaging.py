@@ -11,6 +11,8 @@ are not processed, so the checkout never gets onto the venv's ``sys.path``."""
 
 from __future__ import annotations
 
+import ast
+import importlib.metadata
 import importlib.util
 import json
 import os
@@ -23,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 from tests.helpers import wait_ready
 from tests.redis_server import free_port
@@ -115,6 +119,33 @@ def test_the_wheel_carries_data_schemas_and_static_files(wheel: Path) -> None:
     assert not [n for n in names if n.startswith(("data/", "schemas/", "tests/")) or n.endswith(".pyc")]
     assert not (ROOT / "verifier" / "_data").exists()
     assert not (ROOT / "verifier" / "_schemas").exists()
+
+
+def test_the_wheel_declares_every_library_the_package_imports(wheel: Path) -> None:
+    """Every third-party module that verifier/ imports comes from a distribution the wheel's metadata
+    requires (the environment the wheel is tried in below lends the dependencies, so this is what a real
+    install from an index would be missing)."""
+    with zipfile.ZipFile(wheel) as archive:
+        (name,) = (n for n in archive.namelist() if n.endswith(".dist-info/METADATA"))
+        metadata = archive.read(name).decode("utf-8")
+    required = {
+        canonicalize_name(Requirement(line.split(":", 1)[1]).name)
+        for line in metadata.splitlines()
+        if line.startswith("Requires-Dist:") and "extra ==" not in line
+    }
+    imported: set[str] = set()
+    for source in (ROOT / "verifier").rglob("*.py"):
+        for node in ast.walk(ast.parse(source.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                imported |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                imported.add(node.module.split(".")[0])
+    third_party = imported - set(sys.stdlib_module_names) - {"verifier"}
+    providers = importlib.metadata.packages_distributions()
+    missing = {
+        m: providers.get(m) for m in third_party if not {canonicalize_name(d) for d in providers.get(m, [])} & required
+    }
+    assert missing == {}, f"imported but not required by the wheel: {missing}"
 
 
 def test_the_installed_package_is_the_wheel_not_the_checkout(installed: Installed) -> None:

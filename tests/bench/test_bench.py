@@ -133,6 +133,23 @@ def test_every_field_is_reported_with_its_type(result: dict[str, Any]) -> None:
         assert 0 <= lat["p50"] <= lat["p90"] <= lat["p99"] <= lat["p999"] <= lat["max"], name
 
 
+def test_every_phase_measured_something(result: dict[str, Any]) -> None:
+    """Each ceiling and phase served requests and used CPU, and Redis grew with the cached scans: a run
+    in which the service answered nothing is not a report (no speed is asserted, only that work was done)."""
+    for name in ("empty_http_rps", "es256_verify_per_s", "redis_round_trips_per_s", "http_plus_redis_rps"):
+        assert result["ceilings"][name] > 0, name
+    for phase in ("cold", "warm", "paced"):
+        figures = result[phase]
+        assert figures["requests"] > 0, phase
+        assert figures["rps"] > 0, phase
+        assert figures["latency_us"]["p50"] > 0, phase
+        assert figures["service_cpu_cores"] > 0, phase
+    assert result["paced"]["target_rps"] > 0
+    memory = result["memory"]
+    assert memory["cold_scans_cached"] > 0
+    assert memory["redis_used_memory_after"] > memory["redis_used_memory_before"]
+
+
 def test_ratios_are_the_figures_over_their_ceilings(result: dict[str, Any]) -> None:
     """cold / (1/(1/a+1/b+1/c)) and warm / (1/(1/a+1/c)), recomputed here from the reported figures."""
     c, q = result["ceilings"], result["ratios"]

@@ -91,4 +91,3 @@ def test_the_programs_found_are_returned(monkeypatch: pytest.MonkeyPatch) -> Non
     """With both on PATH, their paths."""
     monkeypatch.setattr(shutil, "which", lambda name, *a, **k: f"/opt/bin/{name}")
     assert procs.find_tools() == {"wrk": "/opt/bin/wrk", "redis-server": "/opt/bin/redis-server"}
-    assert procs.missing_tools() == []

@@ -89,7 +89,7 @@ async def test_page_refers_only_to_files_it_serves(client: Client, path: str) ->
 
 
 def test_modules_import_only_files_that_exist() -> None:
-    """Each ES module imports siblings that ship in verifier/static/."""
+    """Each ES module imports siblings that ship in verifier/web/static/."""
     for module in STATIC.glob("*.js"):
         for name in re.findall(r'from "\./([^"]+)"', module.read_text(encoding="utf-8")):
             assert (STATIC / name).is_file(), f"{module.name} imports missing {name}"

@@ -129,11 +129,6 @@ def missing_tools_message(missing: list[str]) -> str:
     return "\n".join(lines)
 
 
-def missing_tools() -> list[str]:
-    """The programs of :data:`TOOLS` that are not on PATH. Only looks: never installs."""
-    return [name for name in TOOLS if shutil.which(name) is None]
-
-
 def find_tools() -> dict[str, str]:
     """The path of each program in :data:`TOOLS` on PATH; a :class:`UsageError` saying which Debian
     package to install for every one that is not there. Only looks: never installs."""

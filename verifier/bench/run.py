@@ -29,6 +29,7 @@ from typing import Any
 
 from verifier.bench import procs, report
 from verifier.bench import wrk as bench_wrk
+from verifier.errors import UsageError
 
 COUNTER = "cq-notary-zhixin-01"
 SCENARIO = "notary-driving-licence"
@@ -261,9 +262,10 @@ def _scale_out(bench: _Bench, warm_file: Path, seconds: float) -> dict[str, Any]
 
 
 def _command(args: argparse.Namespace) -> int:
-    missing = procs.missing_tools()
-    if missing:  # said here whole, not as an error line: it is what to install
-        print(procs.missing_tools_message(missing), file=sys.stderr)
+    try:
+        procs.find_tools()
+    except UsageError as exc:  # said here whole, not as an error line: it is what to install
+        print(exc, file=sys.stderr)
         return 2
     result = run_bench(
         args.seconds,

@@ -87,10 +87,6 @@ class Commit:
     record_ttl: int  # seconds; never shorter than the claim lives
 
 
-class StoreUnavailableError(Exception):
-    """The store cannot be reached or did not answer in time."""
-
-
 @dataclass(frozen=True, slots=True)
 class StoreHealth:
     """What the store says of its ability to keep one-time use, asked now."""

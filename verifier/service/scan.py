@@ -107,7 +107,7 @@ class ScanService:
     async def scan(
         self, counter: Counter, token: str, scenario: str, *, operator: str | None = None, serial_no: str | None = None
     ) -> ScanResult:
-        """Decide one scan. Raises :class:`verifier.service.ports.StoreUnavailableError` when the store
+        """Decide one scan. Raises :class:`verifier.errors.StoreUnavailableError` when the store
         cannot be reached, :class:`verifier.errors.StoreUnsafeError` when it cannot keep one-time use —
         never an acceptance without the one-time-use and revocation checks."""
         if self._findings:

@@ -1,5 +1,5 @@
 """The people's side of the service: the counter console (``/console``) and the recognition dashboard
-(``/dashboard``), plain server-rendered HTML with a little JS and CSS from ``verifier/static/``.
+(``/dashboard``), plain server-rendered HTML with a little JS and CSS from ``verifier/web/static/``.
 
 The pages themselves are public and hold no data; they ask the JSON API with the key the clerk or the
 administrator types in, which stays in the browser tab's sessionStorage. Every page and static file
