@@ -35,12 +35,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import urllib.parse
 from collections import deque
 from collections.abc import Callable
 from typing import Any, cast
 
 from redis.asyncio import ConnectionPool
 from redis.asyncio.connection import AbstractConnection
+from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -50,6 +52,39 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 # The commands of one event-loop turn are written together, at the next turn.
 WRITE_BUFFER_LIMIT = 256 * 1024
 _MIN_TICK = 0.005  # the deadline timer never re-arms sooner than this
+
+
+SENTINEL_SCHEMES = ("redis+sentinel://", "rediss+sentinel://")
+
+
+def _sentinel_pool(url: str, connect_timeout: float, options: dict[str, Any]) -> SentinelConnectionPool:
+    """redis-py's pool for the primary of ``redis+sentinel://[user:pass@]host:port[,host:port…]/SERVICE[/db]``.
+    Its connections ask the sentinels for the primary's address each time they connect, and one that
+    meets a demoted primary (READONLY) disconnects and says ConnectionError: the pipe drops it, and its
+    next connection finds the new primary — a failover needs no restart. The user and password are the
+    data nodes'; the sentinels are asked without."""
+    parts = urllib.parse.urlsplit(url)
+    credentials, _, hosts = parts.netloc.rpartition("@")
+    username, _, password = credentials.partition(":")
+    sentinels = []
+    for host in hosts.split(","):
+        name, _, port = host.rpartition(":")
+        if not name or not port.isdigit():
+            raise ValueError(f"{url!r}: each sentinel is host:port, not {host!r}")
+        sentinels.append((name.strip("[]"), int(port)))
+    path = [segment for segment in parts.path.split("/") if segment]
+    if not path or len(path) > 2 or (len(path) == 2 and not path[1].isdigit()):
+        raise ValueError(f"{url!r}: the path is /SERVICE or /SERVICE/db (the name the sentinels monitor)")
+    manager = Sentinel(sentinels, socket_timeout=connect_timeout, socket_connect_timeout=connect_timeout)  # type: ignore[no-untyped-call]
+    return SentinelConnectionPool(  # type: ignore[no-untyped-call]
+        path[0],
+        manager,
+        db=int(path[1]) if len(path) == 2 else 0,
+        username=urllib.parse.unquote(username) or None,
+        password=urllib.parse.unquote(password) or None,
+        ssl=parts.scheme == "rediss+sentinel",
+        **options,
+    )
 
 
 def pack(args: tuple[str | int | bytes, ...]) -> bytes:
@@ -92,9 +127,15 @@ class RedisPipe:
     """A multiplexed Redis connection; see the module's docstring. Connects at the first call."""
 
     def __init__(
-        self, make_connection: Callable[[], AbstractConnection], *, timeout: float = 1.0, connect_timeout: float = 0.5
+        self,
+        make_connection: Callable[[], AbstractConnection],
+        *,
+        timeout: float = 1.0,
+        connect_timeout: float = 0.5,
+        sentinels: Sentinel | None = None,
     ) -> None:
         self._make_connection = make_connection  # an unconnected redis-py connection, decode_responses=True
+        self._sentinels = sentinels  # the clients that ask the sentinels, closed with the pipe
         self._timeout = timeout
         self._connect_timeout = connect_timeout
         self._link: _Link | None = None  # alive whenever set
@@ -104,11 +145,23 @@ class RedisPipe:
     @classmethod
     def from_url(cls, url: str, *, timeout: float = 1.0, connect_timeout: float | None = None) -> RedisPipe:
         """``redis://``, ``rediss://`` or ``unix://``, with user, password, db and query options as
-        redis-py reads them. The pool only yields the connection class and its arguments."""
+        redis-py reads them; or ``redis+sentinel://`` (``rediss+sentinel://``) for Redis behind Sentinel.
+        The pool only yields the connection class and its arguments."""
         connect_timeout = timeout / 2 if connect_timeout is None else connect_timeout
-        pool = ConnectionPool.from_url(
-            url, decode_responses=True, socket_timeout=None, socket_connect_timeout=connect_timeout
-        )
+        options: dict[str, Any] = {
+            "decode_responses": True,
+            "socket_timeout": None,
+            "socket_connect_timeout": connect_timeout,
+        }
+        if url.startswith(SENTINEL_SCHEMES):
+            sentinel_pool = _sentinel_pool(url, connect_timeout, options)
+            return cls(
+                sentinel_pool.make_connection,
+                timeout=timeout,
+                connect_timeout=connect_timeout,
+                sentinels=sentinel_pool.sentinel_manager,
+            )
+        pool = ConnectionPool.from_url(url, **options)
         return cls(pool.make_connection, timeout=timeout, connect_timeout=connect_timeout)
 
     async def call(self, *args: str | int | bytes) -> Any:
@@ -161,6 +214,9 @@ class RedisPipe:
             self._drop(link, "Redis connection closed")
             if link.reader is not None:
                 await asyncio.wait({link.reader})
+        if self._sentinels is not None:
+            for client in self._sentinels.sentinels:
+                await client.aclose()
 
     async def _connected(self, deadline: float) -> _Link:
         """The live link, after the one connect attempt every concurrent caller shares."""

@@ -244,11 +244,10 @@ class RedisStore:
                     " (--min-replica-acks 0): a restart forgets every claim and revocation",
                 )
             )
-        replicas = int(info.get("connected_slaves", "0"))
-        if self._acks and replicas < self._acks:
-            findings.append(
-                Finding("replicas", f"{replicas} replicas connected, {self._acks} must acknowledge each claim")
-            )
+        # A replica still in its first full copy (state=wait_bgsave, send_bulk) is connected but acknowledges nothing.
+        online = sum(1 for key, value in info.items() if key.startswith("slave") and "state=online" in value)
+        if self._acks and online < self._acks:
+            findings.append(Finding("replicas", f"{online} replicas online, {self._acks} must acknowledge each claim"))
         if info.get("loading") == "1":
             findings.append(Finding("loading", "Redis is loading its data"))
         seconds, micros = (int(x) for x in clock)

@@ -40,11 +40,11 @@ async def _check_store(service: ScanService, metrics: Metrics) -> None:
 
 
 async def _check_store_periodically(service: ScanService, metrics: Metrics, settings: Settings) -> None:
-    """Check the store every ``store_check_seconds``; until it has been reached once, every half second,
-    since no scan is decided before."""
+    """Check the store every ``store_check_seconds`` while it is safe; while a check fails (or it has not
+    been reached yet) every half second, since no scan is decided meanwhile: a store that recovers, or a
+    failover that completes, is taken back within half a second."""
     while True:
-        checked = not any(f.check == "unchecked" for f in service.findings)
-        await asyncio.sleep(settings.store_check_seconds if checked else 0.5)
+        await asyncio.sleep(0.5 if service.findings else settings.store_check_seconds)
         await _check_store(service, metrics)
 
 

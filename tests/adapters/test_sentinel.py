@@ -1,0 +1,209 @@
+"""Redis behind Sentinel (``redis+sentinel://``): the service finds the primary through the sentinels and
+follows a failover without a restart, answering 503 (never an acceptance without a claim) in between.
+Real processes on free ports: one primary, two replicas, three sentinels."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from redis.asyncio import Redis
+
+from tests.helpers import Client, ClientFactory
+from tests.redis_server import RedisServer, free_port
+from tests.scenes import Scene
+from verifier.adapters.redis_pipe import RedisPipe
+from verifier.service.settings import Settings
+
+pytestmark = pytest.mark.redis
+
+SERVICE = "cy"
+SCENARIO = "notary-driving-licence"
+FIRST, OTHER = "cq-notary-zhixin-01", "cq-notary-zhixin-02"
+
+
+class SentinelProcess:
+    """``redis-server sentinel.conf --sentinel`` on a free port, watching ``SERVICE`` with a quorum of 2."""
+
+    def __init__(self, directory: Path, primary_port: int) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.config = directory / "sentinel.conf"
+        self.config.write_text(
+            f"port {self.port}\nbind 127.0.0.1\ndir {directory}\n"
+            f"sentinel monitor {SERVICE} 127.0.0.1 {primary_port} 2\n"
+            f"sentinel down-after-milliseconds {SERVICE} 1000\n"
+            f"sentinel failover-timeout {SERVICE} 10000\n"
+            f"sentinel parallel-syncs {SERVICE} 2\n",
+            encoding="utf-8",
+        )
+        binary = shutil.which("redis-server")
+        assert binary is not None, "redis-server is not installed"
+        self.process = subprocess.Popen(
+            [binary, str(self.config), "--sentinel"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+
+    def stop(self) -> None:
+        self.process.kill()
+        self.process.wait(timeout=10)
+
+
+@dataclass
+class Deployment:
+    """A primary, two replicas and three sentinels."""
+
+    primary: RedisServer
+    replicas: list[RedisServer]
+    sentinels: list[SentinelProcess] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return "redis+sentinel://" + ",".join(f"127.0.0.1:{s.port}" for s in self.sentinels) + f"/{SERVICE}"
+
+    async def primary_port(self) -> int:
+        """The primary's port as the first sentinel that answers names it."""
+        for sentinel in self.sentinels:
+            client = Redis(port=sentinel.port, decode_responses=True, socket_timeout=1)
+            try:
+                _, port = await client.execute_command(  # type: ignore[no-untyped-call]
+                    "SENTINEL", "get-master-addr-by-name", SERVICE
+                )
+                return int(port)
+            except OSError:
+                continue
+            finally:
+                await client.aclose()
+        raise AssertionError("no sentinel answers")
+
+
+@pytest.fixture
+def deployment(tmp_path: Path) -> Iterator[Deployment]:
+    """Started and replicating; everything stopped at the end."""
+    (tmp_path / "primary").mkdir()
+    primary = RedisServer(tmp_path / "primary")
+    primary.start()
+    replicas = []
+    for name in ("replica-1", "replica-2"):
+        (tmp_path / name).mkdir()
+        replica = RedisServer(tmp_path / name, extra_args=("--replicaof", "127.0.0.1", str(primary.port)))
+        replica.start()
+        replicas.append(replica)
+    deployment = Deployment(primary, replicas)
+    try:
+        deployment.sentinels = [SentinelProcess(tmp_path / f"sentinel-{i}", primary.port) for i in range(3)]
+        yield deployment
+    finally:
+        for sentinel in deployment.sentinels:
+            sentinel.stop()
+        for server in (primary, *replicas):
+            server.stop()
+
+
+async def post(client: Client, scene: Scene, counter: str, token: str) -> tuple[int, dict[str, Any]]:
+    async with client.post(
+        "/v1/scans", json={"token": token, "scenario": SCENARIO}, headers=scene.auth(counter)
+    ) as response:
+        return response.status, await response.json(content_type=None)
+
+
+async def until_ready(client: Client, limit: float) -> None:
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        async with client.get("/readyz") as response:
+            if response.status == 200:
+                return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"not ready within {limit} s")
+
+
+async def replicating(deployment: Deployment, limit: float = 15) -> None:
+    """Wait until both replicas are online (past their first full copy)."""
+    client = Redis(port=deployment.primary.port, decode_responses=True)
+    try:
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline:
+            info = await client.info("replication")
+            if sum(1 for k, v in info.items() if k.startswith("slave") and v["state"] == "online") == 2:
+                return
+            await asyncio.sleep(0.1)
+    finally:
+        await client.aclose()
+    raise AssertionError("the replicas did not come online")
+
+
+async def test_the_pipe_finds_the_primary_through_the_sentinels(deployment: Deployment) -> None:
+    """A redis+sentinel URL reaches the primary: a write goes through and the replicas get it."""
+    await replicating(deployment)
+    pipe = RedisPipe.from_url(deployment.url, timeout=2)
+    try:
+        assert await pipe.call("SET", "k", "v") == "OK"
+        assert await pipe.call("WAIT", 2, 1000) == 2
+    finally:
+        await pipe.close()
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["redis+sentinel://127.0.0.1:1/", "redis+sentinel://127.0.0.1/cy", "redis+sentinel://127.0.0.1:1/cy/x/y"],
+    ids=["no-service", "no-port", "too-deep"],
+)
+def test_a_sentinel_url_that_names_no_service_or_port_is_refused(url: str) -> None:
+    """Malformed sentinel URLs are refused with a message saying the form."""
+    with pytest.raises(ValueError, match=r"sentinel|SERVICE"):
+        RedisPipe.from_url(url)
+
+
+async def test_a_failover_is_followed_without_a_restart_and_no_code_is_accepted_twice(
+    aiohttp_client: ClientFactory, scene: Scene, deployment: Deployment
+) -> None:
+    """100 codes accepted; the primary killed; scans answer 503 until the sentinels promote a replica, then
+    are decided again by the same service; of the 100 codes, none is accepted again at another counter."""
+    settings = Settings(redis_url=deployment.url, min_replica_acks=1, store_check_seconds=0.5, store_timeout=1.0)
+    client = await aiohttp_client(scene.app(settings))
+    await until_ready(client, 15)
+    codes = [scene.driving_licence("SC", licence_no=f"51011{i:07d}") for i in range(100)]
+    for code in codes:
+        status, body = await post(client, scene, FIRST, code)
+        assert (status, body.get("decision")) == (200, "accepted"), body
+    old_port = await deployment.primary_port()
+    assert old_port == deployment.primary.port
+
+    deployment.primary.stop()  # SIGKILL
+    killed = time.monotonic()
+    timeline: dict[str, float] = {}
+    statuses: dict[int, int] = {}
+    fresh = 0
+    while time.monotonic() - killed < 40:
+        fresh += 1
+        status, body = await post(client, scene, FIRST, scene.driving_licence("SC", licence_no=f"51012{fresh:07d}"))
+        statuses[status] = statuses.get(status, 0) + 1
+        if "promoted" not in timeline and await deployment.primary_port() != old_port:
+            timeline["promoted"] = time.monotonic() - killed
+        if status == 503:
+            timeline.setdefault("first_503", time.monotonic() - killed)
+        else:
+            assert status == 200, body
+            if body["decision"] == "accepted":
+                timeline["first_accepted_after"] = time.monotonic() - killed
+                break
+        await asyncio.sleep(0.1)
+    assert "first_accepted_after" in timeline, (timeline, statuses)
+    assert "first_503" in timeline
+
+    again = [await post(client, scene, OTHER, code) for code in codes]
+    accepted_again = sum(1 for status, body in again if status == 200 and body["decision"] == "accepted")
+    replayed = sum(
+        1 for status, body in again if status == 200 and [r["code"] for r in body["reasons"]] == ["REPLAYED"]
+    )
+    print(json.dumps({"timeline_s": {k: round(v, 2) for k, v in timeline.items()}, "statuses": statuses,
+                      "accepted_again": accepted_again, "replayed": replayed}))  # fmt: skip
+    assert accepted_again == 0
+    assert replayed == len(codes)
