@@ -1,8 +1,8 @@
 """The Redis adapter of :class:`verifier.service.ports.ScanStore`, shared by every service instance.
 
 A scan costs one round trip: one server-side script looks up the counter's cached scan, checks
-revocation, claims one-time use, stores the scan and counts it — atomically, so two counters racing
-with one token on two instances get exactly one acceptance.
+revocation, claims one-time use and stores the scan — atomically, so two counters racing with one
+token on two instances get exactly one acceptance. It touches one licence's keys only.
 
 Keys (``T`` is the licence's tag, so a scan's keys share one Redis Cluster slot)::
 
@@ -10,7 +10,7 @@ Keys (``T`` is the licence's tag, so a scan's keys share one Redis Cluster slot)
     cy:{T}:s:<scan id>            -> status + record  (TTL: record retention)
     cy:{T}:j:<jti>                -> counter          (one-time use claim, expires as the cache entry)
     cy:{T}:v:<type|province|no>   -> reason           (revocation, no TTL)
-    cy:stats, cy:stats:d:<day>    -> counters         (statistics; per-minute fields kept two days)
+    cy:stats, cy:stats:d:<day>    -> counters         (statistics, added once a second: verifier.adapters.redis_stats)
 
 The store keeps a claim only if Redis can: :meth:`RedisStore.health` reads ``INFO`` (which managed
 Redis allows, unlike ``CONFIG GET``) for the memory policy and persistence, writes a short-lived probe
@@ -31,45 +31,36 @@ from redis import exceptions as redis_errors
 from redis.exceptions import NoScriptError
 
 from verifier.adapters.redis_pipe import RedisPipe
+from verifier.adapters.redis_stats import StatsBuffer
 from verifier.errors import Finding, StoreUnavailableError
-from verifier.service.ports import STATS_TTL, Commit, ScanRecord, StoreHealth, licence_tag, scan_tag
+from verifier.service.ports import Commit, ScanRecord, StoreHealth, licence_tag, scan_tag
 
-# KEYS: 1 cache (c), 2 revocation (v), 3 statistics, 4 one-time claim (j), 5 record (s), 6 statistics of the day.
+# KEYS: 1 cache (c), 2 revocation (v), 3 one-time claim (j), 4 record (s): one licence's, so one Cluster slot.
 # ARGV: 1 'lookup'|'commit', 2 record key prefix, 3 record, 4 counter, 5 claim and cache expiry (Unix s),
-# 6 record TTL, 7 decision,
-# 8 statistics key, 9 reason codes, 10 minute, 11 scan id, 12 '1' to claim the jti, 13 statistics TTL.
-# A lookup sends only KEYS 1-3 and ARGV 1-2: fewer arguments to pack and parse on the warm path.
+# 6 record TTL, 7 decision, 8 scan id, 9 '1' to claim the jti.
+# A lookup sends only KEYS 1-2 and ARGV 1-2: fewer arguments to pack and parse on the warm path. The
+# statistics are not here: they are counted by each instance from the script's answer and added to Redis
+# once a second (StatsBuffer), so the script touches one licence's keys only.
 _SCAN_SCRIPT = """
 local sid = redis.call('GET', KEYS[1])
 if sid then
   local rec = redis.call('GET', ARGV[2] .. sid)
   if rec then
-    redis.call('HINCRBY', KEYS[3], 'rescans', 1)
     return {1, rec, redis.call('EXISTS', KEYS[2])}
   end
 end
 if ARGV[1] == 'lookup' then return {0} end
 local revoked = redis.call('EXISTS', KEYS[2])
-local status, decision, reasons = 'A', ARGV[7], ARGV[9]
-if decision == 'accepted' then
+local status = 'A'
+if ARGV[7] == 'accepted' then
   if revoked == 1 then
     status = 'V'
-  elseif ARGV[12] == '1' and not redis.call('SET', KEYS[4], ARGV[4], 'NX', 'EXAT', ARGV[5]) then
+  elseif ARGV[9] == '1' and not redis.call('SET', KEYS[3], ARGV[4], 'NX', 'EXAT', ARGV[5]) then
     status = 'P'
   end
-  if status ~= 'A' then
-    decision = 'rejected'
-    reasons = (status == 'V') and 'REVOKED' or 'REPLAYED'
-  end
 end
-redis.call('SET', KEYS[5], status .. ARGV[3], 'EX', ARGV[6])
-redis.call('SET', KEYS[1], ARGV[11], 'EXAT', ARGV[5])
-redis.call('HINCRBY', KEYS[3], 'scans|' .. ARGV[8] .. '|' .. decision, 1)
-for code in string.gmatch(reasons, '[^,]+') do
-  redis.call('HINCRBY', KEYS[3], 'reason|' .. ARGV[8] .. '|' .. code, 1)
-end
-redis.call('HINCRBY', KEYS[6], 'minute|' .. ARGV[10] .. '|' .. decision, 1)
-redis.call('EXPIRE', KEYS[6], ARGV[13])
+redis.call('SET', KEYS[4], status .. ARGV[3], 'EX', ARGV[6])
+redis.call('SET', KEYS[1], ARGV[8], 'EXAT', ARGV[5])
 return {0, status, revoked}
 """
 # Redis cannot serve the scan now (503, retry later). Any other error reply (WRONGTYPE, a script error…)
@@ -99,12 +90,14 @@ class RedisStore:
         min_replica_acks: int = 0,
         replica_ack_timeout: float = 0.5,
         allow_volatile: bool = False,
+        stats_interval: float = 1.0,
     ) -> None:
         self._pipe = pipe
         self._prefix = prefix
         self._acks = min_replica_acks
         self._ack_timeout_ms = max(1, int(replica_ack_timeout * 1000))
         self._allow_volatile = allow_volatile
+        self._stats = StatsBuffer(self._call, prefix, interval=stats_interval)
 
     @classmethod
     def from_url(
@@ -116,6 +109,7 @@ class RedisStore:
         prefix: str = "cy:",
         min_replica_acks: int = 0,
         allow_volatile: bool = False,
+        stats_interval: float = 1.0,
     ) -> RedisStore:
         """A store on ``url`` (``redis://``, ``rediss://`` or ``unix://``, as redis-py reads it); connects at
         the first call. ``connect_timeout`` defaults to half of ``op_timeout``; replicas have half of
@@ -127,6 +121,7 @@ class RedisStore:
             min_replica_acks=min_replica_acks,
             replica_ack_timeout=op_timeout / 2,
             allow_volatile=allow_volatile,
+            stats_interval=stats_interval,
         )
 
     async def _call(self, *args: str | int) -> Any:
@@ -145,7 +140,7 @@ class RedisStore:
 
     def _keys(self, tag: str, counter: str, digest: str, revocation_key: str | None) -> list[str]:
         base = f"{self._prefix}{{{tag}}}:"
-        return [f"{base}c:{counter}:{digest}", f"{base}v:{revocation_key or '-'}", f"{self._prefix}stats"]
+        return [f"{base}c:{counter}:{digest}", f"{base}v:{revocation_key or '-'}"]
 
     async def lookup(
         self, tag: str, counter: str, digest: str, revocation_key: str | None
@@ -155,6 +150,7 @@ class RedisStore:
         reply: list[Any] = await self._script(keys, ["lookup", f"{self._prefix}{{{tag}}}:s:"])
         if reply[0] != 1:
             return None
+        self._stats.rescan()
         stored: str = reply[1]
         return ScanRecord.from_json(stored[1:]).settled(stored[0]), reply[2] == 1
 
@@ -162,12 +158,10 @@ class RedisStore:
         """See :meth:`verifier.service.ports.ScanStore.commit`."""
         record = commit.record
         base = f"{self._prefix}{{{commit.tag}}}:"
-        minute = time.strftime("%Y%m%d%H%M", time.gmtime())  # the day's key and the minute's field agree
         keys = [
             *self._keys(commit.tag, record.counter, commit.digest, commit.revocation_key),
             f"{base}j:{commit.jti or '-'}",
             f"{base}s:{record.scan_id}",
-            f"{self._prefix}stats:d:{minute[:8]}",
         ]
         args: list[str | int] = [
             "commit",
@@ -177,19 +171,18 @@ class RedisStore:
             commit.expires_at,
             max(1, commit.record_ttl),
             record.decision,
-            commit.stats_key,
-            ",".join(code for code, _ in record.reasons),
-            minute,
             record.scan_id,
             "1" if commit.jti else "0",
-            STATS_TTL,
         ]
         write = self._script(keys, args)
         reply: list[Any] = await (self._replicated(write) if commit.jti else write)
         if reply[0] == 1:
+            self._stats.rescan()
             stored: str = reply[1]
             return ScanRecord.from_json(stored[1:]).settled(stored[0]), True, reply[2] == 1
-        return record.settled(reply[1]), False, reply[2] == 1
+        settled = record.settled(reply[1])
+        self._stats.scan(settled, commit.stats_key)
+        return settled, False, reply[2] == 1
 
     async def get_scan(self, scan_id: str) -> ScanRecord | None:
         """See :meth:`verifier.service.ports.ScanStore.get_scan`."""
@@ -202,7 +195,8 @@ class RedisStore:
         await self._replicated(self._call("SET", key, reason or "-") if revoked else self._call("DEL", key))
 
     async def stats(self) -> dict[str, int]:
-        """See :meth:`verifier.service.ports.ScanStore.stats`."""
+        """See :meth:`verifier.service.ports.ScanStore.stats`. This instance's counts are added first."""
+        await self._stats.flush()
         now = time.time()
         days = {time.strftime("%Y%m%d", time.gmtime(now - d * 86400)) for d in (0, 1)}
         keys = [f"{self._prefix}stats", *(f"{self._prefix}stats:d:{day}" for day in sorted(days))]
@@ -269,7 +263,8 @@ class RedisStore:
         await self._call("PING")
 
     async def close(self) -> None:
-        """See :meth:`verifier.service.ports.ScanStore.close`."""
+        """See :meth:`verifier.service.ports.ScanStore.close`. This instance's counts are added first."""
+        await self._stats.close()
         await self._pipe.close()
 
 

@@ -1,0 +1,98 @@
+"""The statistics of a Redis-backed service: counted in each instance, added to Redis once a second.
+
+The scan script touches one licence's keys only (one Redis Cluster slot); what a decided scan counts
+(:func:`verifier.service.ports.stats_fields` and the minute's decision) is added here from the
+script's answer and written with ``HINCRBY`` once a second, one command per field, so a second of
+scans costs a few dozen commands whatever their number. ``GET /v1/stats`` flushes this instance's
+counts first; other instances' counts arrive within a second. A clean stop flushes what is left:
+nothing is lost or counted twice. While Redis cannot be reached the counts wait here and are written
+once it can; an increment whose answer was lost in an outage may be counted twice or not at all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from verifier.errors import StoreUnavailableError
+from verifier.service.ports import STATS_TTL, ScanRecord, stats_fields
+
+log = logging.getLogger("verifier")
+
+Call = Callable[..., Awaitable[Any]]
+
+
+class StatsBuffer:
+    """Counts waiting to be added to Redis (``cy:stats`` and ``cy:stats:d:<day>``)."""
+
+    def __init__(self, call: Call, prefix: str, *, interval: float = 1.0) -> None:
+        self._call = call  # one Redis command; StoreUnavailableError when Redis cannot take it
+        self._total = f"{prefix}stats"
+        self._day = f"{prefix}stats:d:"
+        self._interval = interval
+        self._pending: Counter[tuple[str, str]] = Counter()
+        self._flusher: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()  # one flush at a time, so no count is taken twice
+
+    def rescan(self) -> None:
+        """A re-scan answered from the cache."""
+        self._add(self._total, "rescans")
+
+    def scan(self, record: ScanRecord, stats_key: str) -> None:
+        """A decided scan, as the store settled it."""
+        for name in stats_fields(record, stats_key):
+            self._add(self._total, name)
+        minute = time.strftime("%Y%m%d%H%M", time.gmtime())
+        self._add(self._day + minute[:8], f"minute|{minute}|{record.decision}")
+
+    def _add(self, key: str, field: str) -> None:
+        self._pending[key, field] += 1
+        if self._flusher is None:
+            self._flusher = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval)
+            with contextlib.suppress(StoreUnavailableError):
+                await self.flush()
+
+    async def flush(self) -> None:
+        """Add every waiting count to Redis; what could not be added waits for the next flush."""
+        async with self._lock:
+            batch, self._pending = self._pending, Counter()
+            if not batch:
+                return
+            entries = list(batch.items())
+            days = {key for (key, _), _ in entries if key.startswith(self._day)}
+            results = await asyncio.gather(
+                *(self._call("HINCRBY", key, field, count) for (key, field), count in entries),
+                *(self._call("EXPIRE", key, STATS_TTL) for key in days),
+                return_exceptions=True,
+            )
+            failed = [entry for entry, result in zip(entries, results, strict=False) if isinstance(result, Exception)]
+            for (key, field), count in failed:
+                self._pending[key, field] += count
+            errors = [r for r in results if isinstance(r, BaseException)]
+            if errors:
+                raise (
+                    errors[0] if isinstance(errors[0], StoreUnavailableError) else StoreUnavailableError(str(errors[0]))
+                )
+
+    async def close(self) -> None:
+        """Stop flushing once a second and add what is left (a clean stop loses nothing)."""
+        if self._flusher is not None:
+            self._flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._flusher
+            self._flusher = None
+        try:
+            await self.flush()
+        except StoreUnavailableError as exc:
+            lost = sum(self._pending.values())
+            log.warning(json.dumps({"event": "stats_lost_at_stop", "counts": lost, "error": str(exc)[:200]}))
