@@ -30,6 +30,7 @@ from typing import Any
 from redis import exceptions as redis_errors
 from redis.exceptions import NoScriptError
 
+from verifier.adapters.redis_cluster import CLUSTER_SCHEMES, ClusterCalls, cluster_from_url
 from verifier.adapters.redis_pipe import RedisPipe
 from verifier.adapters.redis_stats import StatsBuffer
 from verifier.errors import Finding, StoreUnavailableError
@@ -72,7 +73,9 @@ _UNAVAILABLE = (
     redis_errors.OutOfMemoryError,
     redis_errors.ReadOnlyError,  # a replica after a failover
     redis_errors.MasterDownError,
-    redis_errors.TryAgainError,
+    redis_errors.TryAgainError,  # a slot moving in a cluster
+    redis_errors.ClusterError,  # a cluster that cannot serve a slot now (CLUSTERDOWN)
+    redis_errors.RedisClusterException,  # a slot no node covers, a cluster not reached
     OSError,
 )
 _SCAN_SHA = hashlib.sha1(_SCAN_SCRIPT.encode("utf-8")).hexdigest()  # noqa: S324 - Redis names scripts by SHA-1
@@ -84,7 +87,7 @@ class RedisStore:
 
     def __init__(
         self,
-        pipe: RedisPipe,
+        pipe: RedisPipe | ClusterCalls,
         *,
         prefix: str = "cy:",
         min_replica_acks: int = 0,
@@ -111,12 +114,22 @@ class RedisStore:
         allow_volatile: bool = False,
         stats_interval: float = 1.0,
     ) -> RedisStore:
-        """A store on ``url`` (``redis://``, ``rediss://`` or ``unix://``, as redis-py reads it); connects at
+        """A store on ``url``: ``redis://``, ``rediss://`` or ``unix://`` as redis-py reads them, or
+        ``redis+sentinel://`` (both on one multiplexed connection, verifier.adapters.redis_pipe), or
+        ``redis+cluster://`` (redis-py's cluster client, verifier.adapters.redis_cluster); connects at
         the first call. ``connect_timeout`` defaults to half of ``op_timeout``; replicas have half of
         ``op_timeout`` to acknowledge a claim. ``allow_volatile`` accepts a Redis that keeps nothing on disk
         (tests and benchmarks only)."""
+        connect_timeout = op_timeout / 2 if connect_timeout is None else connect_timeout
+        calls: RedisPipe | ClusterCalls
+        if url.startswith(CLUSTER_SCHEMES):
+            if min_replica_acks:
+                raise ValueError("--min-replica-acks needs one Redis or Sentinel; a cluster's primaries need AOF")
+            calls = ClusterCalls(cluster_from_url(url, timeout=op_timeout, connect_timeout=connect_timeout))
+        else:
+            calls = RedisPipe.from_url(url, timeout=op_timeout, connect_timeout=connect_timeout)
         return cls(
-            RedisPipe.from_url(url, timeout=op_timeout, connect_timeout=connect_timeout),
+            calls,
             prefix=prefix,
             min_replica_acks=min_replica_acks,
             replica_ack_timeout=op_timeout / 2,
@@ -134,9 +147,8 @@ class RedisStore:
     async def _script(self, keys: list[str], args: list[str | int]) -> Any:
         try:
             return await self._call("EVALSHA", _SCAN_SHA, len(keys), *keys, *args)
-        except NoScriptError:  # a restarted or flushed Redis has forgotten it; it did not run
-            await self._call("SCRIPT", "LOAD", _SCAN_SCRIPT)
-            return await self._call("EVALSHA", _SCAN_SHA, len(keys), *keys, *args)
+        except NoScriptError:  # a restarted or flushed Redis (or a slot's new primary) has not seen it: it did not run
+            return await self._call("EVAL", _SCAN_SCRIPT, len(keys), *keys, *args)  # runs it and keeps it
 
     def _keys(self, tag: str, counter: str, digest: str, revocation_key: str | None) -> list[str]:
         base = f"{self._prefix}{{{tag}}}:"
@@ -221,31 +233,53 @@ class RedisStore:
         return result
 
     async def health(self) -> StoreHealth:
-        """See :meth:`verifier.service.ports.ScanStore.health`. Out of reach: StoreUnavailableError."""
-        probe = f"{self._prefix}probe:{secrets.token_hex(8)}"
-        info_text, clock, written = await asyncio.gather(self._call("INFO"), self._call("TIME"), self._probe(probe))
-        info = _info(info_text)
-        findings = list(written)
+        """See :meth:`verifier.service.ports.ScanStore.health`: every primary's ``INFO`` and a probe write on
+        each, and one clock. Out of reach: StoreUnavailableError."""
+        probe = f"{self._prefix}probe:{secrets.token_hex(8)}:"
+        infos, clock = await asyncio.gather(self._each_primary("INFO"), self._call("TIME"))
+        probes = self._pipe.probe_keys(probe) if isinstance(self._pipe, ClusterCalls) else {"redis": probe}
+        written = await asyncio.gather(*(self._probe(key) for key in probes.values()))
+        findings = [finding for found in written for finding in found]
+        many = len(infos) > 1
+        for node, text in sorted(infos.items()):
+            findings += self._node_findings(_info(text), f"{node}: " if many else "")
+        seconds, micros = (int(x) for x in clock)
+        identity = ",".join(_info(text).get("run_id", "?") for _, text in sorted(infos.items()))
+        return StoreHealth(tuple(findings), seconds + micros / 1e6, identity)
+
+    def _node_findings(self, info: dict[str, str], node: str) -> list[Finding]:
+        """What one primary's ``INFO`` says against keeping claims."""
+        findings = []
         policy = info.get("maxmemory_policy", "noeviction")
         if policy != "noeviction":
-            evicts = f"maxmemory-policy is {policy}: Redis may evict one-time-use claims (needs noeviction)"
+            evicts = f"{node}maxmemory-policy is {policy}: Redis may evict one-time-use claims (needs noeviction)"
             findings.append(Finding("eviction", evicts))
         if info.get("aof_enabled") != "1" and not self._acks and not self._allow_volatile:
             findings.append(
                 Finding(
                     "persistence",
-                    "Redis keeps nothing on disk (appendonly no) and no replica acknowledgement is asked"
+                    f"{node}Redis keeps nothing on disk (appendonly no) and no replica acknowledgement is asked"
                     " (--min-replica-acks 0): a restart forgets every claim and revocation",
                 )
             )
         # A replica still in its first full copy (state=wait_bgsave, send_bulk) is connected but acknowledges nothing.
         online = sum(1 for key, value in info.items() if key.startswith("slave") and "state=online" in value)
         if self._acks and online < self._acks:
-            findings.append(Finding("replicas", f"{online} replicas online, {self._acks} must acknowledge each claim"))
+            findings.append(
+                Finding("replicas", f"{node}{online} replicas online, {self._acks} must acknowledge each claim")
+            )
         if info.get("loading") == "1":
-            findings.append(Finding("loading", "Redis is loading its data"))
-        seconds, micros = (int(x) for x in clock)
-        return StoreHealth(tuple(findings), seconds + micros / 1e6, info.get("run_id"))
+            findings.append(Finding("loading", f"{node}Redis is loading its data"))
+        return findings
+
+    async def _each_primary(self, *args: str | int) -> dict[str, Any]:
+        """A keyless command on every primary (one Redis: itself)."""
+        if isinstance(self._pipe, ClusterCalls):
+            try:
+                return await self._pipe.each_primary(*args)
+            except _UNAVAILABLE as exc:
+                raise StoreUnavailableError(f"Redis unavailable: {exc}") from exc
+        return {"redis": await self._call(*args)}
 
     async def _probe(self, key: str) -> list[Finding]:
         """A real write, gone in five seconds: an out-of-memory or read-only Redis refuses it."""

@@ -81,6 +81,11 @@ def _serve(args: argparse.Namespace) -> int:
         min_replica_acks=args.min_replica_acks,
         allow_volatile_store=args.allow_volatile_store,
     )
+    if args.min_replica_acks and (args.redis_url or "").startswith(("redis+cluster://", "rediss+cluster://")):
+        raise UsageError(
+            "--min-replica-acks needs one Redis or Sentinel: on a cluster, give every primary its append-only file"
+            " / Redis 集群不支持 --min-replica-acks，请为每个主节点开启 AOF"
+        )
     if args.max_clock_skew < 1 or args.min_replica_acks < 0:
         raise UsageError("--max-clock-skew must be at least 1 and --min-replica-acks at least 0 / 取值超出范围")
     if settings.jwks is None:
