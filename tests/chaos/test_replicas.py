@@ -63,12 +63,6 @@ async def test_a_lagging_replica_holds_back_acceptance_and_a_failover_keeps_ever
     ledger.assert_safe()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="RedisStore._script reloads a script Redis does not hold (NOSCRIPT) after the WAIT pipelined with the"
-    " first EVALSHA has already answered, and RedisStore._replicated waits again only when that WAIT fell short:"
-    " the first claim on a primary without the script (new, restarted, failed over, SCRIPT FLUSH) is not waited for",
-)
 async def test_the_first_claim_on_a_primary_without_the_script_waits_for_the_replica(
     aiohttp_client: ClientFactory, scene: Scene, servers: Servers, ledger: Ledger
 ) -> None:

@@ -18,12 +18,6 @@ from tests.scenes import Scene
 pytestmark = pytest.mark.redis
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="verifier/web/app.py _check_store catches StoreUnavailableError only: an error reply such as BUSY"
-    " (or MISCONF, NOPERM) raised by RedisStore.health ends _check_store_periodically for good, so the"
-    " instance keeps deciding on the findings of its last check",
-)
 async def test_the_store_check_outlives_a_busy_redis_and_then_finds_eviction(
     aiohttp_client: ClientFactory, scene: Scene, servers: Servers, ledger: Ledger
 ) -> None:

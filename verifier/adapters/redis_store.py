@@ -144,11 +144,23 @@ class RedisStore:
         except _UNAVAILABLE as exc:
             raise StoreUnavailableError(f"Redis unavailable: {exc}") from exc
 
-    async def _script(self, keys: list[str], args: list[str | int]) -> Any:
+    async def _script(self, keys: list[str], args: list[str | int], *, replicated: bool = False) -> Any:
+        """The scan script on its keys' primary. ``replicated``: a claim, which with ``min_replica_acks``
+        counts only once that many replicas acknowledged it (``WAIT`` right behind it, same round trip)."""
+        if not (replicated and self._acks):
+            try:
+                return await self._call("EVALSHA", _SCAN_SHA, len(keys), *keys, *args)
+            except (
+                NoScriptError
+            ):  # a restarted or flushed Redis (or a slot's new primary) has not seen it: it did not run
+                return await self._call("EVAL", _SCAN_SCRIPT, len(keys), *keys, *args)  # runs it and keeps it
         try:
-            return await self._call("EVALSHA", _SCAN_SHA, len(keys), *keys, *args)
-        except NoScriptError:  # a restarted or flushed Redis (or a slot's new primary) has not seen it: it did not run
-            return await self._call("EVAL", _SCAN_SCRIPT, len(keys), *keys, *args)  # runs it and keeps it
+            reply, acked = await asyncio.gather(self._call("EVALSHA", _SCAN_SHA, len(keys), *keys, *args), self._wait())
+        except NoScriptError:  # the WAIT answered before the claim was written: wait again, behind it
+            reply = await self._call("EVAL", _SCAN_SCRIPT, len(keys), *keys, *args)
+            acked = await self._wait()
+        self._require_acks(acked)
+        return reply
 
     def _keys(self, tag: str, counter: str, digest: str, revocation_key: str | None) -> list[str]:
         base = f"{self._prefix}{{{tag}}}:"
@@ -186,8 +198,7 @@ class RedisStore:
             record.scan_id,
             "1" if commit.jti else "0",
         ]
-        write = self._script(keys, args)
-        reply: list[Any] = await (self._replicated(write) if commit.jti else write)
+        reply: list[Any] = await self._script(keys, args, replicated=commit.jti is not None)
         if reply[0] == 1:
             self._stats.rescan()
             stored: str = reply[1]
@@ -224,17 +235,26 @@ class RedisStore:
         counts only once that many replicas acknowledged it, else the store is unavailable (503)."""
         if not self._acks:
             return await write
-        result, acked = await asyncio.gather(write, self._call("WAIT", self._acks, self._ack_timeout_ms))
-        if acked < self._acks:
-            # Once more, on its own: a script Redis had forgotten ran after the first WAIT (see _script).
-            acked = await self._call("WAIT", self._acks, self._ack_timeout_ms)
+        result, acked = await asyncio.gather(write, self._wait())
+        self._require_acks(acked)
+        return result
+
+    def _wait(self) -> Awaitable[Any]:
+        return self._call("WAIT", self._acks, self._ack_timeout_ms)
+
+    def _require_acks(self, acked: int) -> None:
         if acked < self._acks:
             raise StoreUnavailableError(f"only {acked} of {self._acks} replicas acknowledged the write in time")
-        return result
 
     async def health(self) -> StoreHealth:
         """See :meth:`verifier.service.ports.ScanStore.health`: every primary's ``INFO`` and a probe write on
         each, and one clock. Out of reach: StoreUnavailableError."""
+        try:
+            return await self._health()
+        except redis_errors.RedisError as exc:  # an error reply (BUSY, MISCONF, NOPERM…): safety not confirmed now
+            raise StoreUnavailableError(f"Redis could not be checked: {exc}") from exc
+
+    async def _health(self) -> StoreHealth:
         probe = f"{self._prefix}probe:{secrets.token_hex(8)}:"
         infos, clock = await asyncio.gather(self._each_primary("INFO"), self._call("TIME"))
         probes = self._pipe.probe_keys(probe) if isinstance(self._pipe, ClusterCalls) else {"redis": probe}

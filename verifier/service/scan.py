@@ -245,7 +245,14 @@ class ScanService:
         is any. A store out of reach is not a finding (scans fail on it anyway): it raises
         :class:`verifier.errors.StoreUnavailableError` and the last findings stay."""
         before = self.clock()
-        health = await self.store.health()
+        try:
+            health = await self.store.health()
+        except StoreUnavailableError:
+            raise
+        except Exception as exc:  # a fault of the check itself: no scan is decided until a check succeeds
+            log.exception("the store could not be checked")
+            self._findings = (Finding("check", f"the store could not be checked: {exc!r}"),)
+            return self._findings
         findings = list(health.findings)
         if health.clock is not None:
             # The store read its clock somewhere between the question and the answer: take the middle.
