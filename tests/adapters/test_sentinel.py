@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from redis.asyncio import Redis
 
 from tests.helpers import Client, ClientFactory
@@ -207,3 +208,22 @@ async def test_a_failover_is_followed_without_a_restart_and_no_code_is_accepted_
                       "accepted_again": accepted_again, "replayed": replayed}))  # fmt: skip
     assert accepted_again == 0
     assert replayed == len(codes)
+
+
+def test_the_compose_files_sentinel_profile_is_a_deployment_the_service_reads() -> None:
+    """The optional Sentinel profile: three sentinels monitoring the compose Redis with a quorum of 2, and a
+    verifier whose redis+sentinel URL names them and asks a replica to hold each claim."""
+    compose = yaml.safe_load((Path(__file__).resolve().parents[2] / "docker-compose.yml").read_text(encoding="utf-8"))
+    services = compose["services"]
+    sentinels = [name for name, service in services.items() if "--sentinel" in " ".join(service.get("command", []))]
+    assert sentinels == ["sentinel-1", "sentinel-2", "sentinel-3"]
+    config = services["sentinel-1"]["command"][2]
+    assert "sentinel monitor cy redis 6379 2" in config
+    serve = services["verifier-sentinel"]["command"]
+    url = serve.split("--redis-url ")[1].split()[0]
+    assert url == "redis+sentinel://sentinel-1:26379,sentinel-2:26379,sentinel-3:26379/cy"
+    assert "--min-replica-acks 1" in serve
+    assert all(
+        services[name]["profiles"] == ["sentinel"] for name in [*sentinels, "verifier-sentinel", "redis-replica"]
+    )
+    RedisPipe.from_url(url)  # the service reads the URL (it connects only at the first call)
