@@ -1,0 +1,1 @@
+"""The ``verifier`` command: one module per command group."""
