@@ -243,10 +243,9 @@ async def test_a_burst_beyond_the_connection_pool_waits_instead_of_failing(
 async def test_one_time_use_survives_a_restart_of_a_redis_with_its_append_only_file(
     aiohttp_client: ClientFactory, scene: Scene, tmp_path: Path
 ) -> None:
-    """Redis with its append-only file, as the compose file runs it, is killed and restarted: a code accepted
-    before is REPLAYED after it at another counter, and a revocation made before still holds. (appendfsync
-    always here: with everysec, a kill while the disk stalls an fsync may lose the last writes, see
-    SECURITY.md, and a busy test machine's disk does stall.)"""
+    """Redis with its append-only file (appendfsync always), as the compose file runs it, is killed and
+    restarted: a code accepted before is REPLAYED after it at another counter, and a revocation made
+    before still holds."""
     compose = (Path(__file__).parents[2] / "docker-compose.yml").read_text(encoding="utf-8")
     assert '"--appendonly", "yes"' in compose
     redis = RedisServer(tmp_path, extra_args=("--appendonly", "yes", "--appendfsync", "always"))

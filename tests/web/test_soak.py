@@ -7,7 +7,7 @@ the outage and is accepted when retried after it; each jti is accepted at most o
 outage; the worker's memory stays flat. A short run is part of the default suite; the sustained one
 (60 s) runs with ``pytest -m soak -s``, which prints its figures.
 
-Redis runs with its append-only file on (``appendfsync everysec``), as the compose file runs it: one-time
+Redis runs with its append-only file on (``appendfsync always``), as the compose file runs it: one-time
 use survives a Redis restart only if the claims do.
 """
 
@@ -46,7 +46,7 @@ SCENARIO = "notary-driving-licence"
 # Sichuan licences are shown at Chongqing notaries and the other way round.
 COUNTERS = {"SC": ("cq-notary-zhixin-01", "cq-notary-zhixin-02", "cq-notary-yubei-01"),
             "CQ": ("sc-notary-shudu-01", "sc-notary-shudu-02", "sc-notary-fucheng-01")}  # fmt: skip
-PERSISTENT = ("--appendonly", "yes", "--appendfsync", "everysec")
+PERSISTENT = ("--appendonly", "yes", "--appendfsync", "always")
 OUTAGE_SLACK = 1.5  # seconds after the restart that a 503 may still be answered (the store timeout and more)
 ROTATION_WINDOW = 10.0  # seconds: the service refreshes for unknown kids at most this often
 
