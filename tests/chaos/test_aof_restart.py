@@ -56,7 +56,7 @@ async def test_codes_accepted_right_before_a_kill_9_are_replayed_after_the_resta
 
 @pytest.mark.chaos
 @pytest.mark.parametrize("fsync", FSYNC)
-async def test_a_kill_9_in_the_middle_of_a_burst_loses_no_acceptance(
+async def test_what_a_kill_9_in_the_middle_of_a_burst_loses(
     fsync: str, aiohttp_client: ClientFactory, scene: Scene, servers: Servers, ledger: Ledger
 ) -> None:
     """Redis killed (-9) with 200 scans in flight, 10 times: with always no code answered accepted is accepted
