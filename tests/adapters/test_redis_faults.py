@@ -134,7 +134,8 @@ async def test_frozen_redis_then_resumed_delivers_no_stale_reply_to_a_later_requ
     aiohttp_client: ClientFactory, scene: Scene, own_redis: RedisServer
 ) -> None:
     """Redis frozen with 16 scans in flight: each gets 503 within the bound. On SIGCONT Redis runs the queued
-    scripts and sends their replies, which must not reach later requests: 32 new scans each get their own decision."""
+    scripts and sends their replies, which must not reach later requests: once the service has checked the
+    store again, 32 new scans each get their own decision."""
     client = await aiohttp_client(scene.app(Settings(redis_url=own_redis.url)))
     await warm_up(client, scene, "51010005")
     frozen = [Scan(scene, f"51010006{i:04d}") for i in range(16)]
@@ -145,6 +146,7 @@ async def test_frozen_redis_then_resumed_delivers_no_stale_reply_to_a_later_requ
         own_redis.resume()
     assert {status for status, _, _ in results} == {503}
     assert max(elapsed for _, _, elapsed in results) < BOUND
+    await until_ready(client)  # a store lost is checked again before anything is decided on it
     fresh = [Scan(scene, f"51010007{i:04d}") for i in range(32)]
     everything = fresh + frozen
     answers = await asyncio.gather(*(post(client, scene, NOTARY[0], s.token) for s in everything))
@@ -264,5 +266,37 @@ async def test_one_time_use_survives_a_restart_of_a_redis_with_its_append_only_f
         assert [r["code"] for r in replay["reasons"]] == ["REPLAYED"]
         _, stopped, _ = await post(client, scene, NOTARY[1], revoked.token)
         assert [r["code"] for r in stopped["reasons"]] == ["REVOKED"]
+    finally:
+        redis.stop()
+
+
+async def test_a_redis_that_comes_back_unsafe_is_checked_before_anything_is_decided_on_it(
+    aiohttp_client: ClientFactory, scene: Scene, tmp_path: Path
+) -> None:
+    """Codes accepted on a safe Redis; Redis comes back empty, without its append-only file and evicting: the
+    other instance, which had checked the old Redis, decides nothing on the new one — every code shown again
+    is 503, never accepted a second time — and /readyz names what is wrong with it."""
+    redis = RedisServer(tmp_path)
+    redis.start()
+    try:
+        settings = Settings(redis_url=redis.url, store_check_seconds=60)  # no periodic check in between
+        one = await aiohttp_client(scene.app(settings))
+        two = await aiohttp_client(scene.app(settings))
+        codes = [Scan(scene, f"51010009{i:04d}") for i in range(8)]
+        for code in codes:
+            assert (await post(one, scene, NOTARY[0], code.token))[1]["decision"] == "accepted"
+        redis.stop()
+        redis.extra_args = ("--appendonly", "no", "--maxmemory", "100mb", "--maxmemory-policy", "allkeys-lru")
+        (tmp_path / "appendonlydir").rename(tmp_path / "old-appendonlydir")  # it comes back empty
+        redis.start()
+        again = [await post(two, scene, NOTARY[1], code.token) for code in codes]
+        assert [status for status, _, _ in again] == [503] * len(codes), again
+        await asyncio.sleep(0.6)  # the periodic check, every half second while anything is wrong
+        async with two.get("/readyz") as response:
+            body = await response.json(content_type=None)
+        assert response.status == 503
+        assert {c["check"] for c in body["checks"]} == {"eviction", "persistence"}
+        later = [await post(two, scene, NOTARY[2], code.token) for code in codes]
+        assert {status for status, _, _ in later} == {503}
     finally:
         redis.stop()

@@ -50,8 +50,9 @@ class ClusterCalls:
     def __init__(self, cluster: RedisCluster) -> None:
         self._cluster = cluster
 
-    async def call(self, *args: str | int) -> Any:
-        """One command, sent to the primary of its keys' slot (a keyless one to any primary)."""
+    async def call(self, *args: str | int, checking: bool = False) -> Any:
+        """One command, sent to the primary of its keys' slot (a keyless one to any primary). redis-py
+        opens and replaces the nodes' connections itself: ``checking`` changes nothing here."""
         try:
             return await self._cluster.execute_command(*args)
         except (AttributeError, TypeError) as exc:
@@ -63,10 +64,10 @@ class ClusterCalls:
     async def each_primary(self, *args: str | int) -> dict[str, Any]:
         """One keyless command on every primary: node name -> reply."""
         replies = await self._cluster.execute_command(*args, target_nodes=RedisCluster.PRIMARIES)
-        if isinstance(replies, dict):
-            return replies
-        (primary,) = self._cluster.get_primaries()  # one primary: redis-py answers with its reply alone
-        return {primary.name: replies}
+        primaries = self._cluster.get_primaries()
+        if len(primaries) == 1:  # one primary: redis-py answers with its reply alone (INFO already a dict)
+            return {primaries[0].name: replies}
+        return dict(replies)
 
     def probe_keys(self, prefix: str) -> dict[str, str]:
         """A key on each primary (node name -> key), for a probe write on every one of them."""
@@ -80,6 +81,9 @@ class ClusterCalls:
                 if len(keys) == len(wanted):
                     break
         return keys
+
+    def vouch(self) -> None:
+        """Nothing to vouch for: the cluster client's connections are its own (see :meth:`call`)."""
 
     async def close(self) -> None:
         """Close every node's connections."""

@@ -75,7 +75,10 @@ def _sentinel_pool(url: str, connect_timeout: float, options: dict[str, Any]) ->
     path = [segment for segment in parts.path.split("/") if segment]
     if not path or len(path) > 2 or (len(path) == 2 and not path[1].isdigit()):
         raise ValueError(f"{url!r}: the path is /SERVICE or /SERVICE/db (the name the sentinels monitor)")
-    manager = Sentinel(sentinels, socket_timeout=connect_timeout, socket_connect_timeout=connect_timeout)  # type: ignore[no-untyped-call]
+    # redis-py asks the sentinels one after the other within the connect's budget: each gets a share of it,
+    # so a frozen sentinel first in the list cannot use the whole of it.
+    ask = connect_timeout / (len(sentinels) + 1)
+    manager = Sentinel(sentinels, socket_timeout=ask, socket_connect_timeout=ask)  # type: ignore[no-untyped-call]
     return SentinelConnectionPool(  # type: ignore[no-untyped-call]
         path[0],
         manager,
@@ -133,9 +136,15 @@ class RedisPipe:
         timeout: float = 1.0,
         connect_timeout: float = 0.5,
         sentinels: Sentinel | None = None,
+        guarded: bool = False,
     ) -> None:
         self._make_connection = make_connection  # an unconnected redis-py connection, decode_responses=True
         self._sentinels = sentinels  # the clients that ask the sentinels, closed with the pipe
+        # Guarded: only a call made ``checking`` may open a connection, and other calls are served only on a
+        # connection a check has vouched for (:meth:`vouch`), so nothing is written to a Redis that came back
+        # as another Redis (restarted empty, a failover) before its safety has been checked.
+        self._guarded = guarded
+        self._vouched: _Link | None = None
         self._timeout = timeout
         self._connect_timeout = connect_timeout
         self._link: _Link | None = None  # alive whenever set
@@ -143,7 +152,9 @@ class RedisPipe:
         self._closed = False
 
     @classmethod
-    def from_url(cls, url: str, *, timeout: float = 1.0, connect_timeout: float | None = None) -> RedisPipe:
+    def from_url(
+        cls, url: str, *, timeout: float = 1.0, connect_timeout: float | None = None, guarded: bool = False
+    ) -> RedisPipe:
         """``redis://``, ``rediss://`` or ``unix://``, with user, password, db and query options as
         redis-py reads them; or ``redis+sentinel://`` (``rediss+sentinel://``) for Redis behind Sentinel.
         The pool only yields the connection class and its arguments."""
@@ -160,16 +171,20 @@ class RedisPipe:
                 timeout=timeout,
                 connect_timeout=connect_timeout,
                 sentinels=sentinel_pool.sentinel_manager,
+                guarded=guarded,
             )
         pool = ConnectionPool.from_url(url, **options)
-        return cls(pool.make_connection, timeout=timeout, connect_timeout=connect_timeout)
+        return cls(pool.make_connection, timeout=timeout, connect_timeout=connect_timeout, guarded=guarded)
 
-    async def call(self, *args: str | int | bytes) -> Any:
+    async def call(self, *args: str | int | bytes, checking: bool = False) -> Any:
         """Send one command and return its reply (as redis-py parses it: RESP, no response callbacks).
 
         Raises redis ``ResponseError`` for an error reply, ``ConnectionError`` or ``TimeoutError`` when
-        Redis cannot be reached or does not answer within the timeout."""
+        Redis cannot be reached or does not answer within the timeout — and, on a guarded pipe, when the
+        connection has not been vouched for and the call is not ``checking``."""
         link = self._link
+        if self._guarded and not checking and (link is None or link is not self._vouched):
+            raise RedisConnectionError("Redis connection not checked since it was opened")
         if link is None:
             deadline = asyncio.get_running_loop().time() + self._timeout
             link = await self._connected(deadline)
@@ -191,6 +206,10 @@ class RedisPipe:
             await self._drain(link, waiter)
         # If this caller is cancelled here, its future stays queued and the reader drops its reply.
         return await waiter
+
+    def vouch(self) -> None:
+        """The connection in use has been checked: serve every call on it (until it is replaced)."""
+        self._vouched = self._link
 
     def _flush(self, link: _Link) -> None:
         """Write the commands queued since the last turn, in their order, in one send."""

@@ -87,7 +87,8 @@ class StatsBuffer:
     async def close(self) -> None:
         """Stop flushing once a second and add what is left (a clean stop loses nothing)."""
         if self._flusher is not None:
-            self._flusher.cancel()
+            async with self._lock:  # not in the middle of a flush: its batch would be lost with it
+                self._flusher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._flusher
             self._flusher = None

@@ -38,8 +38,10 @@ from verifier.service.ports import Commit, ScanRecord, StoreHealth, licence_tag,
 
 # KEYS: 1 cache (c), 2 revocation (v), 3 one-time claim (j), 4 record (s): one licence's, so one Cluster slot.
 # ARGV: 1 'lookup'|'commit', 2 record key prefix, 3 record, 4 counter, 5 claim and cache expiry (Unix s),
-# 6 record TTL, 7 decision, 8 scan id, 9 '1' to claim the jti.
-# A lookup sends only KEYS 1-2 and ARGV 1-2: fewer arguments to pack and parse on the warm path. The
+# 6 record TTL, 7 decision, 8 scan id, 9 '1' to claim the jti, 10 '1' to touch a cached answer.
+# A lookup sends only KEYS 1-2 and ARGV 1-3 (3: touch): fewer arguments to pack and parse on the warm path.
+# Touch (with --min-replica-acks): a cached answer is rewritten unchanged, so the WAIT behind it covers it
+# and, the replication stream being ordered, the claim written before it by whichever instance. The
 # statistics are not here: they are counted by each instance from the script's answer and added to Redis
 # once a second (StatsBuffer), so the script touches one licence's keys only.
 _SCAN_SCRIPT = """
@@ -47,6 +49,7 @@ local sid = redis.call('GET', KEYS[1])
 if sid then
   local rec = redis.call('GET', ARGV[2] .. sid)
   if rec then
+    if (ARGV[1] == 'lookup' and ARGV[3] or ARGV[10]) == '1' then redis.call('SET', KEYS[1], sid, 'KEEPTTL') end
     return {1, rec, redis.call('EXISTS', KEYS[2])}
   end
 end
@@ -113,6 +116,7 @@ class RedisStore:
         min_replica_acks: int = 0,
         allow_volatile: bool = False,
         stats_interval: float = 1.0,
+        guarded: bool = False,
     ) -> RedisStore:
         """A store on ``url``: ``redis://``, ``rediss://`` or ``unix://`` as redis-py reads them, or
         ``redis+sentinel://`` (both on one multiplexed connection, verifier.adapters.redis_pipe), or
@@ -127,7 +131,7 @@ class RedisStore:
                 raise ValueError("--min-replica-acks needs one Redis or Sentinel; a cluster's primaries need AOF")
             calls = ClusterCalls(cluster_from_url(url, timeout=op_timeout, connect_timeout=connect_timeout))
         else:
-            calls = RedisPipe.from_url(url, timeout=op_timeout, connect_timeout=connect_timeout)
+            calls = RedisPipe.from_url(url, timeout=op_timeout, connect_timeout=connect_timeout, guarded=guarded)
         return cls(
             calls,
             prefix=prefix,
@@ -137,10 +141,11 @@ class RedisStore:
             stats_interval=stats_interval,
         )
 
-    async def _call(self, *args: str | int) -> Any:
-        """One command; Redis out of reach, too slow or unable to write now is StoreUnavailableError."""
+    async def _call(self, *args: str | int, checking: bool = False) -> Any:
+        """One command; Redis out of reach, too slow or unable to write now is StoreUnavailableError.
+        ``checking``: a call of the safety check, which may open a connection (see RedisPipe's guard)."""
         try:
-            return await self._pipe.call(*args)
+            return await self._pipe.call(*args, checking=checking)
         except _UNAVAILABLE as exc:
             raise StoreUnavailableError(f"Redis unavailable: {exc}") from exc
 
@@ -154,11 +159,11 @@ class RedisStore:
                 NoScriptError
             ):  # a restarted or flushed Redis (or a slot's new primary) has not seen it: it did not run
                 return await self._call("EVAL", _SCAN_SCRIPT, len(keys), *keys, *args)  # runs it and keeps it
+        # The WAIT goes in the same turn, so on the same connection, right behind the write it confirms.
         try:
             reply, acked = await asyncio.gather(self._call("EVALSHA", _SCAN_SHA, len(keys), *keys, *args), self._wait())
-        except NoScriptError:  # the WAIT answered before the claim was written: wait again, behind it
-            reply = await self._call("EVAL", _SCAN_SCRIPT, len(keys), *keys, *args)
-            acked = await self._wait()
+        except NoScriptError:  # that WAIT answered before anything was written: both again, together
+            reply, acked = await asyncio.gather(self._call("EVAL", _SCAN_SCRIPT, len(keys), *keys, *args), self._wait())
         self._require_acks(acked)
         return reply
 
@@ -171,7 +176,10 @@ class RedisStore:
     ) -> tuple[ScanRecord, bool] | None:
         """See :meth:`verifier.service.ports.ScanStore.lookup`."""
         keys = self._keys(tag, counter, digest, revocation_key)
-        reply: list[Any] = await self._script(keys, ["lookup", f"{self._prefix}{{{tag}}}:s:"])
+        touch = "1" if self._acks else "0"
+        reply: list[Any] = await self._script(
+            keys, ["lookup", f"{self._prefix}{{{tag}}}:s:", touch], replicated=bool(self._acks)
+        )
         if reply[0] != 1:
             return None
         self._stats.rescan()
@@ -197,8 +205,9 @@ class RedisStore:
             record.decision,
             record.scan_id,
             "1" if commit.jti else "0",
+            "1" if self._acks else "0",
         ]
-        reply: list[Any] = await self._script(keys, args, replicated=commit.jti is not None)
+        reply: list[Any] = await self._script(keys, args, replicated=commit.jti is not None or bool(self._acks))
         if reply[0] == 1:
             self._stats.rescan()
             stored: str = reply[1]
@@ -250,13 +259,15 @@ class RedisStore:
         """See :meth:`verifier.service.ports.ScanStore.health`: every primary's ``INFO`` and a probe write on
         each, and one clock. Out of reach: StoreUnavailableError."""
         try:
-            return await self._health()
+            health = await self._health()
         except redis_errors.RedisError as exc:  # an error reply (BUSY, MISCONF, NOPERM…): safety not confirmed now
             raise StoreUnavailableError(f"Redis could not be checked: {exc}") from exc
+        self._pipe.vouch()  # what answered has been looked at: scans may use its connection
+        return health
 
     async def _health(self) -> StoreHealth:
         probe = f"{self._prefix}probe:{secrets.token_hex(8)}:"
-        infos, clock = await asyncio.gather(self._each_primary("INFO"), self._call("TIME"))
+        infos, clock = await asyncio.gather(self._each_primary("INFO"), self._call("TIME", checking=True))
         probes = self._pipe.probe_keys(probe) if isinstance(self._pipe, ClusterCalls) else {"redis": probe}
         written = await asyncio.gather(*(self._probe(key) for key in probes.values()))
         findings = [finding for found in written for finding in found]
@@ -299,12 +310,12 @@ class RedisStore:
                 return await self._pipe.each_primary(*args)
             except _UNAVAILABLE as exc:
                 raise StoreUnavailableError(f"Redis unavailable: {exc}") from exc
-        return {"redis": await self._call(*args)}
+        return {"redis": await self._call(*args, checking=True)}
 
     async def _probe(self, key: str) -> list[Finding]:
         """A real write, gone in five seconds: an out-of-memory or read-only Redis refuses it."""
         try:
-            await self._call("SET", key, "1", "PX", 5000)
+            await self._call("SET", key, "1", "PX", 5000, checking=True)
         except StoreUnavailableError as exc:
             cause = exc.__cause__
             if isinstance(cause, (redis_errors.OutOfMemoryError, redis_errors.ReadOnlyError)):

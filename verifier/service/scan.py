@@ -3,6 +3,7 @@ one-time use (一次一验), revocation and statistics. No HTTP here; :mod:`veri
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import json
@@ -96,6 +97,8 @@ class ScanService:
         # Nothing is known before the first check, and that is a finding too.
         self._findings: tuple[Finding, ...] = (Finding("unchecked", "the store has not been checked yet"),)
         self._store_identity: str | None = None
+        self._check_lock = asyncio.Lock()
+        self._trouble = asyncio.Event()  # set when a finding appears, so the periodic check looks at once
         self.clock_offset: float | None = None  # the store's clock minus this instance's, at the last check
         # Tokens this process has scanned per counter: a re-scan asks the store first and skips
         # verification; a token new to this process is verified, and the commit still returns the
@@ -118,7 +121,11 @@ class ScanService:
         seen_key = f"{counter.id}\n{digest}"
         known = self._seen.get(seen_key)
         if known is not None:
-            found = await self.store.lookup(licence_tag(known or digest), counter.id, digest, known or None)
+            try:
+                found = await self.store.lookup(licence_tag(known or digest), counter.id, digest, known or None)
+            except StoreUnavailableError as exc:
+                self._lost_store(exc)
+                raise
             if found is not None:
                 return self._result(found[0], cached=True, revoked=found[1])
         try:
@@ -156,7 +163,11 @@ class ScanService:
             expires_at=expires_at,
             record_ttl=max(self.record_ttl, expires_at - int(now)),
         )
-        stored, cached, revoked = await self.store.commit(commit)
+        try:
+            stored, cached, revoked = await self.store.commit(commit)
+        except StoreUnavailableError as exc:
+            self._lost_store(exc)
+            raise
         self._remember(seen_key, identity.revocation_key or "")
         return self._result(stored, cached=cached, revoked=revoked)
 
@@ -242,41 +253,57 @@ class ScanService:
     async def check_store(self) -> tuple[Finding, ...]:
         """Ask the store whether it can keep one-time use now, and compare its clock with this instance's:
         off by more than half of ``max_clock_skew`` is a finding too. Scans are refused (503) while there
-        is any. A store out of reach is not a finding (scans fail on it anyway): it raises
-        :class:`verifier.errors.StoreUnavailableError` and the last findings stay."""
-        before = self.clock()
-        try:
-            health = await self.store.health()
-        except StoreUnavailableError:
-            raise
-        except Exception as exc:  # a fault of the check itself: no scan is decided until a check succeeds
-            log.exception("the store could not be checked")
-            self._findings = (Finding("check", f"the store could not be checked: {exc!r}"),)
-            return self._findings
-        findings = list(health.findings)
-        if health.clock is not None:
-            # The store read its clock somewhere between the question and the answer: take the middle.
-            self.clock_offset = health.clock - (before + self.clock()) / 2
-            if abs(self.clock_offset) > self.max_clock_skew / 2:
-                side = "behind" if self.clock_offset > 0 else "ahead of"
-                findings.append(
-                    Finding(
-                        "clock",
-                        f"this instance's clock is {abs(self.clock_offset):.1f} s {side} the store's"
-                        f" (at most {self.max_clock_skew / 2:g} s allowed: half of --max-clock-skew)",
+        is any. A store out of reach is a finding as well: it may come back as another store (restarted
+        empty, or a failover to a replica set up otherwise), and nothing is decided on it until a check
+        says it can keep claims. One check at a time, so an older answer never overwrites a newer one."""
+        async with self._check_lock:
+            before = self.clock()
+            try:
+                health = await self.store.health()
+            except StoreUnavailableError as exc:
+                return self._found((Finding("reachable", f"state store unreachable: {exc}"),))
+            except Exception as exc:  # a fault of the check itself: no scan is decided until a check succeeds
+                log.exception("the store could not be checked")
+                return self._found((Finding("check", f"the store could not be checked: {exc!r}"),))
+            findings = list(health.findings)
+            if health.clock is not None:
+                # The store read its clock somewhere between the question and the answer: take the middle.
+                self.clock_offset = health.clock - (before + self.clock()) / 2
+                if abs(self.clock_offset) > self.max_clock_skew / 2:
+                    side = "behind" if self.clock_offset > 0 else "ahead of"
+                    findings.append(
+                        Finding(
+                            "clock",
+                            f"this instance's clock is {abs(self.clock_offset):.1f} s {side} the store's"
+                            f" (at most {self.max_clock_skew / 2:g} s allowed: half of --max-clock-skew)",
+                        )
                     )
-                )
-        if health.identity != self._store_identity:
-            if self._store_identity is not None:
-                log.warning(
-                    json.dumps({"event": "store_restarted", "was": self._store_identity, "now": health.identity})
-                )
-            self._store_identity = health.identity
-        if tuple(findings) != self._findings:
+            if health.identity != self._store_identity:
+                if self._store_identity is not None:
+                    restarted = {"event": "store_restarted", "was": self._store_identity, "now": health.identity}
+                    log.warning(json.dumps(restarted))
+                self._store_identity = health.identity
+            return self._found(tuple(findings))
+
+    def _found(self, findings: tuple[Finding, ...]) -> tuple[Finding, ...]:
+        if findings:
+            self._trouble.set()
+        if findings != self._findings:
             event = "store_unsafe" if findings else "store_safe"
             log.warning(json.dumps({"event": event, "findings": [f.check for f in findings]}))
-        self._findings = tuple(findings)
-        return self._findings
+        self._findings = findings
+        return findings
+
+    def _lost_store(self, exc: StoreUnavailableError) -> None:
+        """A scan found the store out of reach: until a check has looked at whatever answers next, nothing
+        is decided (the periodic check looks again within half a second)."""
+        if not isinstance(exc, StoreUnsafeError):
+            self._found((Finding("reachable", f"state store unreachable: {exc}"),))
+
+    async def store_trouble(self) -> None:
+        """Return when a finding appears (a scan lost the store, say); the caller bounds the wait."""
+        await self._trouble.wait()
+        self._trouble.clear()
 
     @property
     def findings(self) -> tuple[Finding, ...]:
@@ -288,10 +315,11 @@ class ScanService:
         problems = []
         if not self.trust.loaded:
             problems.append(Finding("trust", "trust list not loaded"))
-        try:
+        if self._check_lock.locked():  # a check under way answers for every /readyz waiting on it
+            async with self._check_lock:
+                problems += self._findings
+        else:
             problems += await self.check_store()
-        except StoreUnavailableError as exc:
-            problems.append(Finding("reachable", f"state store unreachable: {exc}"))
         return Readiness(tuple(problems), len(self.trust.current.keys), type(self.store).__name__)
 
 

@@ -19,7 +19,6 @@ from verifier.adapters.paths import state_dir
 from verifier.adapters.redis_store import RedisStore
 from verifier.adapters.trust_source import JwksTrustSource
 from verifier.core.catalogue import Catalogue
-from verifier.errors import StoreUnavailableError
 from verifier.service.ports import ScanStore, TrustSource
 from verifier.service.scan import ScanService
 from verifier.service.settings import Settings
@@ -33,18 +32,20 @@ log = logging.getLogger("verifier")
 
 async def _check_store(service: ScanService, metrics: Metrics) -> None:
     """One check of the store's safety and clock, counted in the metrics."""
-    try:
-        metrics.observe_store_check(await service.check_store(), service.clock_offset)
-    except StoreUnavailableError:
-        metrics.observe_store_check(None, service.clock_offset)
+    metrics.observe_store_check(await service.check_store(), service.clock_offset)
 
 
 async def _check_store_periodically(service: ScanService, metrics: Metrics, settings: Settings) -> None:
-    """Check the store every ``store_check_seconds`` while it is safe; while a check fails (or it has not
-    been reached yet) every half second, since no scan is decided meanwhile: a store that recovers, or a
-    failover that completes, is taken back within half a second."""
+    """Check the store every ``store_check_seconds`` while it is safe; while a check fails, the store is
+    out of reach, or it has not been reached yet, every half second, since no scan is decided meanwhile:
+    a store that recovers, or a failover that completes, is taken back within half a second."""
     while True:
-        await asyncio.sleep(0.5 if service.findings else settings.store_check_seconds)
+        if service.findings:
+            await asyncio.sleep(0.5)
+        else:  # safe: look again after the interval, or at once when a scan finds the store lost
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(settings.store_check_seconds):
+                    await service.store_trouble()
         await _check_store(service, metrics)
 
 
@@ -61,6 +62,7 @@ def build_store(settings: Settings) -> ScanStore:
         connect_timeout=settings.store_timeout / 2,
         min_replica_acks=settings.min_replica_acks,
         allow_volatile=settings.allow_volatile_store,
+        guarded=True,  # scans only on a connection the safety check has looked at
     )
 
 

@@ -24,9 +24,9 @@ class Metrics:
     store_safe: bool = False
     clock_offset: float | None = None
 
-    def observe_store_check(self, findings: tuple[Finding, ...] | None, clock_offset: float | None) -> None:
-        """Count one check of the store: its findings, or None when the store could not be reached."""
-        for finding in findings if findings is not None else (Finding("reachable", ""),):
+    def observe_store_check(self, findings: tuple[Finding, ...], clock_offset: float | None) -> None:
+        """Count one check of the store and its findings."""
+        for finding in findings:
             self.store_findings[finding.check] += 1
         self.store_safe = findings == ()
         self.clock_offset = clock_offset
