@@ -11,33 +11,26 @@ with a cluster, ``--min-replica-acks`` is refused, and each primary needs its ap
 
 from __future__ import annotations
 
-import urllib.parse
 from typing import Any
 
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.exceptions import ConnectionError as RedisConnectionError
+
+from verifier.adapters.redis_urls import parse_hosts_url
 
 CLUSTER_SCHEMES = ("redis+cluster://", "rediss+cluster://")
 
 
 def cluster_from_url(url: str, *, timeout: float, connect_timeout: float) -> RedisCluster:
     """``redis+cluster://[user:pass@]host:port[,host:port…]``: any nodes, as seeds."""
-    parts = urllib.parse.urlsplit(url)
-    credentials, _, hosts = parts.netloc.rpartition("@")
-    username, _, password = credentials.partition(":")
-    seeds = []
-    for host in hosts.split(","):
-        name, _, port = host.rpartition(":")
-        if not name or not port.isdigit():
-            raise ValueError(f"{url!r}: each cluster node is host:port, not {host!r}")
-        seeds.append(ClusterNode(name.strip("[]"), int(port)))
-    if parts.path.strip("/"):
+    parsed = parse_hosts_url(url, "cluster node")
+    if parsed.path:
         raise ValueError(f"{url!r}: a cluster has one database; the URL names nodes only")
     return RedisCluster(
-        startup_nodes=seeds,
-        username=urllib.parse.unquote(username) or None,
-        password=urllib.parse.unquote(password) or None,
-        ssl=parts.scheme == "rediss+cluster",
+        startup_nodes=[ClusterNode(host, port) for host, port in parsed.hosts],
+        username=parsed.username,
+        password=parsed.password,
+        ssl=parsed.scheme == "rediss+cluster",
         decode_responses=True,
         socket_timeout=timeout,
         socket_connect_timeout=connect_timeout,

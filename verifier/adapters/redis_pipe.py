@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import urllib.parse
 from collections import deque
 from collections.abc import Callable
 from typing import Any, cast
@@ -46,6 +45,8 @@ from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from verifier.adapters.redis_urls import parse_hosts_url
 
 # Past this many bytes not yet taken by the socket, a call waits for the write buffer to drain
 # (Redis too slow, or frozen until the deadline drops the connection); below it no call awaits a drain.
@@ -63,16 +64,9 @@ def _sentinel_pool(url: str, connect_timeout: float, options: dict[str, Any]) ->
     meets a demoted primary (READONLY) disconnects and says ConnectionError: the pipe drops it, and its
     next connection finds the new primary — a failover needs no restart. The user and password are the
     data nodes'; the sentinels are asked without."""
-    parts = urllib.parse.urlsplit(url)
-    credentials, _, hosts = parts.netloc.rpartition("@")
-    username, _, password = credentials.partition(":")
-    sentinels = []
-    for host in hosts.split(","):
-        name, _, port = host.rpartition(":")
-        if not name or not port.isdigit():
-            raise ValueError(f"{url!r}: each sentinel is host:port, not {host!r}")
-        sentinels.append((name.strip("[]"), int(port)))
-    path = [segment for segment in parts.path.split("/") if segment]
+    parsed = parse_hosts_url(url, "sentinel")
+    sentinels = list(parsed.hosts)
+    path = parsed.path
     if not path or len(path) > 2 or (len(path) == 2 and not path[1].isdigit()):
         raise ValueError(f"{url!r}: the path is /SERVICE or /SERVICE/db (the name the sentinels monitor)")
     # redis-py asks the sentinels one after the other within the connect's budget: each gets a share of it,
@@ -83,9 +77,9 @@ def _sentinel_pool(url: str, connect_timeout: float, options: dict[str, Any]) ->
         path[0],
         manager,
         db=int(path[1]) if len(path) == 2 else 0,
-        username=urllib.parse.unquote(username) or None,
-        password=urllib.parse.unquote(password) or None,
-        ssl=parts.scheme == "rediss+sentinel",
+        username=parsed.username,
+        password=parsed.password,
+        ssl=parsed.scheme == "rediss+sentinel",
         **options,
     )
 
