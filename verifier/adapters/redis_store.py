@@ -85,8 +85,9 @@ _SCAN_SHA = hashlib.sha1(_SCAN_SCRIPT.encode("utf-8")).hexdigest()  # noqa: S324
 
 
 class RedisStore:
-    """Every command goes through one :class:`verifier.adapters.redis_pipe.RedisPipe`, which bounds each in time
-    (``op_timeout``) and keeps replies aligned with their calls."""
+    """Every command goes through one :class:`verifier.adapters.redis_pipe.RedisPipe` (one Redis, Sentinel),
+    which bounds each in time and keeps replies aligned with their calls, or through
+    :class:`verifier.adapters.redis_cluster.ClusterCalls` (a cluster)."""
 
     def __init__(
         self,
@@ -149,23 +150,14 @@ class RedisStore:
         except _UNAVAILABLE as exc:
             raise StoreUnavailableError(f"Redis unavailable: {exc}") from exc
 
-    async def _script(self, keys: list[str], args: list[str | int], *, replicated: bool = False) -> Any:
-        """The scan script on its keys' primary. ``replicated``: a claim, which with ``min_replica_acks``
-        counts only once that many replicas acknowledged it (``WAIT`` right behind it, same round trip)."""
-        if not (replicated and self._acks):
-            try:
-                return await self._call("EVALSHA", _SCAN_SHA, len(keys), *keys, *args)
-            except (
-                NoScriptError
-            ):  # a restarted or flushed Redis (or a slot's new primary) has not seen it: it did not run
-                return await self._call("EVAL", _SCAN_SCRIPT, len(keys), *keys, *args)  # runs it and keeps it
-        # The WAIT goes in the same turn, so on the same connection, right behind the write it confirms.
+    async def _script(self, keys: list[str], args: list[str | int]) -> Any:
+        """The scan script on its keys' primary, replicated as ``min_replica_acks`` asks (see :meth:`_replicated`)."""
+        call = self._call("EVALSHA", _SCAN_SHA, len(keys), *keys, *args)
         try:
-            reply, acked = await asyncio.gather(self._call("EVALSHA", _SCAN_SHA, len(keys), *keys, *args), self._wait())
-        except NoScriptError:  # that WAIT answered before anything was written: both again, together
-            reply, acked = await asyncio.gather(self._call("EVAL", _SCAN_SCRIPT, len(keys), *keys, *args), self._wait())
-        self._require_acks(acked)
-        return reply
+            return await (self._replicated(call) if self._acks else call)  # no extra coroutine without acks
+        except NoScriptError:  # a restarted or flushed Redis (or a slot's new primary) has not seen it: it did not run
+            # EVAL runs it and keeps it; its WAIT goes with it again, the first having answered before any write.
+            return await self._replicated(self._call("EVAL", _SCAN_SCRIPT, len(keys), *keys, *args))
 
     def _keys(self, tag: str, counter: str, digest: str, revocation_key: str | None) -> list[str]:
         base = f"{self._prefix}{{{tag}}}:"
@@ -177,9 +169,7 @@ class RedisStore:
         """See :meth:`verifier.service.ports.ScanStore.lookup`."""
         keys = self._keys(tag, counter, digest, revocation_key)
         touch = "1" if self._acks else "0"
-        reply: list[Any] = await self._script(
-            keys, ["lookup", f"{self._prefix}{{{tag}}}:s:", touch], replicated=bool(self._acks)
-        )
+        reply: list[Any] = await self._script(keys, ["lookup", f"{self._prefix}{{{tag}}}:s:", touch])
         if reply[0] != 1:
             return None
         self._stats.rescan()
@@ -207,7 +197,7 @@ class RedisStore:
             "1" if commit.jti else "0",
             "1" if self._acks else "0",
         ]
-        reply: list[Any] = await self._script(keys, args, replicated=commit.jti is not None or bool(self._acks))
+        reply: list[Any] = await self._script(keys, args)
         if reply[0] == 1:
             self._stats.rescan()
             stored: str = reply[1]
@@ -240,8 +230,9 @@ class RedisStore:
         return out
 
     async def _replicated(self, write: Awaitable[Any]) -> Any:
-        """``write``, and with ``min_replica_acks`` above 0, ``WAIT`` in the same round trip: the write
-        counts only once that many replicas acknowledged it, else the store is unavailable (503)."""
+        """``write``, and with ``min_replica_acks`` above 0, ``WAIT`` in the same turn, so on the same
+        connection right behind it: the write (and, the replication stream being ordered, every write
+        before it) counts only once that many replicas acknowledged it, else the store is unavailable (503)."""
         if not self._acks:
             return await write
         result, acked = await asyncio.gather(write, self._wait())
