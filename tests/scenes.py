@@ -6,9 +6,11 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
+from tests.helpers import Client
 from verifier.adapters.api_keys import ADMIN, ApiKeys
 from verifier.adapters.trust_source import JwksTrustSource
 from verifier.core.catalogue import Catalogue
@@ -58,6 +60,14 @@ class Scene:
             catalogue=self.catalogue,
             api_keys=self.api_keys,
         )
+
+    async def post_scan(
+        self, client: Client, counter: str, token: str, scenario: str = "notary-driving-licence"
+    ) -> tuple[int, dict[str, Any]]:
+        """POST /v1/scans as ``counter``: the status and the body (a decision or a problem)."""
+        body = {"token": token, "scenario": scenario}
+        async with client.post("/v1/scans", json=body, headers=self.auth(counter)) as response:
+            return response.status, await response.json(content_type=None)
 
     def driving_licence(self, province: str = "SC", **options: object) -> str:
         """A fresh driving licence token from 交管12123."""

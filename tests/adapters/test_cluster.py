@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import Client, ClientFactory
+from tests.helpers import ClientFactory
 from tests.redis_server import RedisServer
 from tests.scenes import Scene
 from verifier.adapters.redis_store import RedisStore
@@ -26,7 +26,6 @@ from verifier.service.settings import Settings
 
 pytestmark = pytest.mark.redis
 
-SCENARIO = "notary-driving-licence"
 NOTARY = ("cq-notary-zhixin-01", "cq-notary-zhixin-02", "cq-notary-yubei-01")
 
 
@@ -123,13 +122,6 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         cluster.stop()
 
 
-async def post(client: Client, scene: Scene, counter: str, token: str) -> tuple[int, dict[str, Any]]:
-    async with client.post(
-        "/v1/scans", json={"token": token, "scenario": SCENARIO}, headers=scene.auth(counter)
-    ) as response:
-        return response.status, await response.json(content_type=None)
-
-
 def code_of(body: dict[str, Any]) -> str:
     return str(body["reasons"][0]["code"]) if body.get("reasons") else body.get("decision", "?")
 
@@ -158,14 +150,14 @@ async def test_one_time_use_rescans_revocation_and_stats_on_a_cluster(
     accepted = 0
     for n in range(20):
         token = scene.driving_licence("SC", licence_no=f"51013{n:07d}")
-        answers = await asyncio.gather(*(post((one, two)[i % 2], scene, NOTARY[i % 3], token) for i in range(6)))
+        answers = await asyncio.gather(*(scene.post_scan((one, two)[i % 2], NOTARY[i % 3], token) for i in range(6)))
         assert {status for status, _ in answers} == {200}
         accepted += sum(1 for _, body in answers if body["decision"] == "accepted" and not body["cached"])
     assert accepted == 20
 
     token = scene.driving_licence("SC", licence_no="510139000001")
-    _, first = await post(one, scene, NOTARY[0], token)
-    _, again = await post(two, scene, NOTARY[0], token)
+    _, first = await scene.post_scan(one, NOTARY[0], token)
+    _, again = await scene.post_scan(two, NOTARY[0], token)
     assert (again["cached"], again["scan_id"]) == (True, first["scan_id"])
     async with two.get(f"/v1/scans/{first['scan_id']}", headers=scene.auth(NOTARY[0])) as response:
         assert (response.status, (await response.json())["decision"]) == (200, "accepted")
@@ -173,7 +165,7 @@ async def test_one_time_use_rescans_revocation_and_stats_on_a_cluster(
     revoke = {"type": "driving-licence", "province": "SC", "licence_no": "510139000002", "reason": "test"}
     async with one.post("/v1/revocations", json=revoke, headers=scene.admin()) as response:
         assert response.status == 200
-    _, revoked = await post(two, scene, NOTARY[1], scene.driving_licence("SC", licence_no="510139000002"))
+    _, revoked = await scene.post_scan(two, NOTARY[1], scene.driving_licence("SC", licence_no="510139000002"))
     assert code_of(revoked) == "REVOKED"
 
     await asyncio.sleep(1.2)  # the other instance's counts are added within a second
@@ -217,7 +209,7 @@ async def test_a_slot_moved_under_load_loses_no_scan_and_accepts_no_code_twice(
     while not reshard.done() or n < 200:
         tokens = [scene.driving_licence("SC", licence_no=f"51014{n + i:07d}") for i in range(10)]
         n += 10
-        answers = await asyncio.gather(*(post(client, scene, NOTARY[0], t) for t in tokens))
+        answers = await asyncio.gather(*(scene.post_scan(client, NOTARY[0], t) for t in tokens))
         for token, (status, body) in zip(tokens, answers, strict=True):
             statuses[status] = statuses.get(status, 0) + 1
             if status == 200 and body["decision"] == "accepted":
@@ -225,7 +217,7 @@ async def test_a_slot_moved_under_load_loses_no_scan_and_accepts_no_code_twice(
     await reshard
     moved_in = time.monotonic() - started
     assert dict(cluster.primaries())[target] == before + 1000  # the slots did move
-    again = [await post(client, scene, NOTARY[1], token) for token in accepted]
+    again = [await scene.post_scan(client, NOTARY[1], token) for token in accepted]
     twice = sum(1 for status, body in again if status == 200 and body["decision"] == "accepted")
     print(json.dumps({"scans": n, "statuses": statuses, "accepted": len(accepted), "accepted_twice": twice,
                       "seconds": round(moved_in, 1)}))  # fmt: skip

@@ -12,7 +12,6 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
@@ -27,7 +26,6 @@ from verifier.service.settings import Settings
 pytestmark = pytest.mark.redis
 
 SERVICE = "cy"
-SCENARIO = "notary-driving-licence"
 FIRST, OTHER = "cq-notary-zhixin-01", "cq-notary-zhixin-02"
 
 
@@ -108,13 +106,6 @@ def deployment(tmp_path: Path) -> Iterator[Deployment]:
             server.stop()
 
 
-async def post(client: Client, scene: Scene, counter: str, token: str) -> tuple[int, dict[str, Any]]:
-    async with client.post(
-        "/v1/scans", json={"token": token, "scenario": SCENARIO}, headers=scene.auth(counter)
-    ) as response:
-        return response.status, await response.json(content_type=None)
-
-
 async def until_ready(client: Client, limit: float) -> None:
     deadline = time.monotonic() + limit
     while time.monotonic() < deadline:
@@ -172,7 +163,7 @@ async def test_a_failover_is_followed_without_a_restart_and_no_code_is_accepted_
     await until_ready(client, 15)
     codes = [scene.driving_licence("SC", licence_no=f"51011{i:07d}") for i in range(100)]
     for code in codes:
-        status, body = await post(client, scene, FIRST, code)
+        status, body = await scene.post_scan(client, FIRST, code)
         assert (status, body.get("decision")) == (200, "accepted"), body
     old_port = await deployment.primary_port()
     assert old_port == deployment.primary.port
@@ -184,7 +175,7 @@ async def test_a_failover_is_followed_without_a_restart_and_no_code_is_accepted_
     fresh = 0
     while time.monotonic() - killed < 40:
         fresh += 1
-        status, body = await post(client, scene, FIRST, scene.driving_licence("SC", licence_no=f"51012{fresh:07d}"))
+        status, body = await scene.post_scan(client, FIRST, scene.driving_licence("SC", licence_no=f"51012{fresh:07d}"))
         statuses[status] = statuses.get(status, 0) + 1
         if "promoted" not in timeline and await deployment.primary_port() != old_port:
             timeline["promoted"] = time.monotonic() - killed
@@ -199,7 +190,7 @@ async def test_a_failover_is_followed_without_a_restart_and_no_code_is_accepted_
     assert "first_accepted_after" in timeline, (timeline, statuses)
     assert "first_503" in timeline
 
-    again = [await post(client, scene, OTHER, code) for code in codes]
+    again = [await scene.post_scan(client, OTHER, code) for code in codes]
     accepted_again = sum(1 for status, body in again if status == 200 and body["decision"] == "accepted")
     replayed = sum(
         1 for status, body in again if status == 200 and [r["code"] for r in body["reasons"]] == ["REPLAYED"]
