@@ -9,6 +9,8 @@ VerifierError                      VERIFIER_ERROR     the root; ``code`` is a st
 ├── TokenMalformedError            TOKEN_MALFORMED    not a compact JWS of our kind; ``reason`` is the decision's code
 ├── StoreUnavailableError          STORE_UNAVAILABLE  the state store cannot be reached or written now (HTTP 503)
 │   └── StoreUnsafeError           STORE_UNSAFE       it answers, but cannot guarantee one-time use now (HTTP 503)
+├── TrustNotLoadedError            TRUST_NOT_LOADED   no trust list loaded yet: nothing can be verified (HTTP 503)
+├── RateLimitedError               RATE_LIMITED       a counter posts faster than its rate; ``retry_after`` s (HTTP 429)
 └── ProblemError                   HTTP_PROBLEM       a request answered with problem+json (verifier.web.problems)
 
 ProblemError lives beside the web shell (it is an HTTP answer); the rest live here, where every
@@ -97,3 +99,22 @@ class StoreUnsafeError(StoreUnavailableError):
     def __init__(self, findings: tuple[Finding, ...]) -> None:
         self.findings = findings
         super().__init__("无法保证一次一验 / cannot guarantee one-time use: " + "; ".join(f.detail for f in findings))
+
+
+class TrustNotLoadedError(VerifierError):
+    """No trust list has been loaded yet, so no signature can be checked: the scan is not decided (HTTP 503),
+    never rejected as KEY_UNKNOWN."""
+
+    code = "TRUST_NOT_LOADED"
+
+
+class RateLimitedError(VerifierError):
+    """A counter posts scans faster than ``--counter-rate`` (with ``--counter-burst``), summed over every
+    instance: HTTP 429 with ``Retry-After``. ``retry_after`` is in seconds."""
+
+    code = "RATE_LIMITED"
+
+    def __init__(self, counter: str, retry_after: float) -> None:
+        self.counter = counter
+        self.retry_after = retry_after
+        super().__init__(f"counter {counter} is over its scan rate; retry in {retry_after:.1f} s")

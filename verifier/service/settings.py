@@ -15,6 +15,11 @@ class Settings:
     port: int = 8080
     redis_url: str | None = None  # None: the embedded in-process store (one instance only)
     jwks: str | None = None  # file path or URL of the issuer's JWKS; None: the local state folder's
+    data_dir: str | None = None  # the rules (data/); None: the packaged copy
+    state_dir: str | None = None  # None: VERIFIER_STATE_DIR, $XDG_STATE_HOME/cy-licence-verifier, ~/.local/state/…
+    secret_file: str | None = None  # the deployment secret keying licence identities; None: the state folder's
+    audit_url: str | None = None  # PostgreSQL for the audit trail; None: SQLite in the state folder
+    audit_retention_days: int = 400
     trust_refresh_seconds: float = 60.0
     store_timeout: float = 1.0  # a hung Redis never holds a counter longer than about this
     record_ttl: int = 24 * 3600
@@ -25,6 +30,14 @@ class Settings:
     min_replica_acks: int = 0  # replicas that must hold a claim or a revocation before it counts (WAIT)
     allow_volatile_store: bool = False  # accept a Redis that keeps nothing on disk: tests and benchmarks only
     store_check_seconds: float = 5.0  # how often the store's safety and clock are checked
+    counter_rate: float = 10.0  # scans per second one counter may post, across every instance
+    counter_burst: int = 30  # scans a counter may post at once before counter_rate applies
+    revocation_days: int = 90  # how long a revocation is kept (0: forever)
+    header_timeout: float = 10.0  # a request head not complete within this closes the connection
+    keepalive_timeout: float = 75.0  # an idle keep-alive connection is closed after this
+    max_connections: int = 800  # open connections per instance; beyond it, 503
+    workers: int = 1
+    log_level: str = "info"
     max_body_bytes: int = 16 * 1024
     retry_after_seconds: int = 2
     policy: Policy = field(default=DEFAULT_POLICY)
