@@ -11,6 +11,7 @@ check revocation, claim the token's one-time use if it was accepted, store the s
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass, replace
@@ -68,6 +69,47 @@ class ScanRecord:
         if status == REVOKED:
             return replace(self, decision="rejected", reasons=(("REVOKED", ""),))
         return self
+
+
+# Every licence's keys carry one of these tags (chosen by a keyed hash of its identity), so a scan's keys
+# share one Redis Cluster slot; each tag has its own audit stream, ``<prefix>{<tag>}:audit``, which the
+# scan's one script appends to.
+SHARD_TAGS: tuple[str, ...] = tuple(f"s{n:x}" for n in range(16))
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEvent:
+    """One answer a counter got (a first scan or a re-scan), for the audit trail. The store appends it in the
+    same step as the scan it records, so a decided scan always has its event. No licence number, name or
+    ``sub`` in clear: ``holder`` is a keyed pseudonym of the token's ``sub``."""
+
+    answer_id: str  # unique per answer: the trail's idempotency key
+    scan_id: str
+    at: str  # this answer's time, ISO 8601 with offset
+    counter: str
+    scenario: str
+    item: str | None  # the 川渝通办 item, when the business names one
+    serial_no: str | None
+    operator: str | None
+    type: str  # licence type code; "-" when the token named none we know
+    issuing_province: str  # SC | CQ | "-"
+    unit: str  # issuing unit code; "-"
+    channel: str  # channel code; "-"
+    decision: str  # accepted | rejected
+    reasons: tuple[str, ...]  # reason codes
+    cached: bool
+    holder: str | None  # keyed pseudonym of sub; None for a token whose signature was not verified
+
+    def to_json(self) -> str:
+        """Compact JSON, the stream entry's one field ``e``."""
+        fields = [getattr(self, f.name) for f in dataclasses.fields(self)]
+        return orjson.dumps(fields).decode("utf-8")
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> AuditEvent:
+        """The inverse of :meth:`to_json`."""
+        f = orjson.loads(text)
+        return cls(*f[:13], tuple(f[13]), *f[14:])  # type: ignore[arg-type,call-arg]
 
 
 @dataclass(frozen=True, slots=True)
