@@ -109,7 +109,7 @@ class AuditEvent:
     def from_json(cls, text: str | bytes) -> AuditEvent:
         """The inverse of :meth:`to_json`."""
         f = orjson.loads(text)
-        return cls(*f[:13], tuple(f[13]), *f[14:])  # type: ignore[arg-type,call-arg]
+        return cls(*f[:13], tuple(f[13]), *f[14:])  # type: ignore[call-arg]
 
 
 @dataclass(frozen=True, slots=True)
