@@ -71,12 +71,6 @@ class ScanRecord:
         return self
 
 
-# Every licence's keys carry one of these tags (chosen by a keyed hash of its identity), so a scan's keys
-# share one Redis Cluster slot; each tag has its own audit stream, ``<prefix>{<tag>}:audit``, which the
-# scan's one script appends to.
-SHARD_TAGS: tuple[str, ...] = tuple(f"s{n:x}" for n in range(16))
-
-
 @dataclass(frozen=True, slots=True)
 class AuditEvent:
     """One answer a counter got (a first scan or a re-scan), for the audit trail. The store appends it in the
