@@ -173,7 +173,7 @@ def test_demo_runs_from_the_wheel(installed: Installed, tmp_path: Path) -> None:
     assert "通过 accepted" in output
     assert "不通过 rejected" in output
     assert "REPLAYED" in output
-    assert "4 accepted, 5 rejected" in output
+    assert "11 scans, 5 accepted, 6 rejected, 2 re-scans" in output  # every answer, re-scans included
 
 
 def test_serve_from_the_wheel_accepts_a_scan(installed: Installed, tmp_path: Path) -> None:

@@ -16,8 +16,9 @@ import pytest
 from tests.helpers import Client, ClientFactory
 from tests.redis_server import RedisServer
 from tests.scenes import Scene
+from verifier.adapters.secret import load_secret
+from verifier.core.identity import Identities, shard_tag
 from verifier.errors import StoreUnavailableError
-from verifier.service.ports import licence_tag
 from verifier.service.settings import Settings
 from verifier.web import appkeys
 
@@ -34,7 +35,8 @@ class Scan:
     def __init__(self, scene: Scene, number: str) -> None:
         self.number = number
         self.token = scene.driving_licence("SC", licence_no=number)
-        self.tag = licence_tag(f"driving-licence|SC|{number}")
+        # The service keys identities with the state folder's secret, which this test process reads too.
+        self.tag = shard_tag(Identities(load_secret()).licence("driving-licence", "SC", number))
 
     def check_own(self, body: dict[str, Any]) -> None:
         """The decision is about this scan's licence, not another request's."""
@@ -83,7 +85,7 @@ async def test_stopped_redis_answers_every_scan_503_in_bounded_time_and_recovers
 ) -> None:
     """Redis killed under a warm connection: 20 concurrent scans each get 503 within the bound, none is accepted;
     restarted, the service is ready again by itself and the same tokens are accepted."""
-    client = await aiohttp_client(scene.app(Settings(redis_url=own_redis.url)))
+    client = await aiohttp_client(scene.app(Settings(redis_url=own_redis.url, counter_rate=0)))
     await warm_up(client, scene, "51010001")
     own_redis.stop()
     scans = [Scan(scene, f"51010002{i:04d}") for i in range(20)]
@@ -105,7 +107,7 @@ async def test_concurrent_scans_around_a_restart_each_get_their_own_decision(
 ) -> None:
     """Scans of different tokens in flight while Redis restarts (a connection left stale): each answer is a
     503 or the decision about its own token — never another request's — and afterwards all are accepted."""
-    client = await aiohttp_client(scene.app(Settings(redis_url=own_redis.url)))
+    client = await aiohttp_client(scene.app(Settings(redis_url=own_redis.url, counter_rate=0)))
     await warm_up(client, scene, "51010003")
     scans = [Scan(scene, f"51010004{i:04d}") for i in range(40)]
 
@@ -136,7 +138,7 @@ async def test_frozen_redis_then_resumed_delivers_no_stale_reply_to_a_later_requ
     """Redis frozen with 16 scans in flight: each gets 503 within the bound. On SIGCONT Redis runs the queued
     scripts and sends their replies, which must not reach later requests: once the service has checked the
     store again, 32 new scans each get their own decision."""
-    client = await aiohttp_client(scene.app(Settings(redis_url=own_redis.url)))
+    client = await aiohttp_client(scene.app(Settings(redis_url=own_redis.url, counter_rate=0)))
     await warm_up(client, scene, "51010005")
     frozen = [Scan(scene, f"51010006{i:04d}") for i in range(16)]
     own_redis.pause()
@@ -160,7 +162,7 @@ async def test_a_scan_cancelled_while_its_script_waits_is_applied_whole_or_not_a
 ) -> None:
     """A scan cancelled (asyncio) while Redis is frozen: afterwards its token is accepted at most once across
     counters, a revocation still stops it, and the connection it used answers nobody else."""
-    client = await aiohttp_client(scene.app(Settings(redis_url=own_redis.url)))
+    client = await aiohttp_client(scene.app(Settings(redis_url=own_redis.url, counter_rate=0)))
     service = client.app[appkeys.SERVICE]
     counters = client.app[appkeys.SERVICE].catalogue.counters
     await warm_up(client, scene, "51010008", count=4)
@@ -198,7 +200,7 @@ async def test_a_client_that_hangs_up_while_redis_is_frozen_gets_nothing_accepte
 ) -> None:
     """Counters give up (disconnect) on scans while Redis is frozen; after SIGCONT each of those tokens is
     accepted at most once across counters, and concurrent scans of other tokens get their own decisions."""
-    client = await aiohttp_client(scene.app(Settings(redis_url=own_redis.url)))
+    client = await aiohttp_client(scene.app(Settings(redis_url=own_redis.url, counter_rate=0)))
     await warm_up(client, scene, "51010010", count=4)
     abandoned = [Scan(scene, f"51010011{i:04d}") for i in range(8)]
     own_redis.pause()
@@ -227,7 +229,7 @@ async def test_a_burst_beyond_the_connection_pool_waits_instead_of_failing(
 ) -> None:
     """300 scans arriving at once on one instance (all queued on its one Redis connection) are all decided,
     none refused with 503 while Redis is well."""
-    client = await aiohttp_client(scene.app(Settings(redis_url=own_redis.url)))
+    client = await aiohttp_client(scene.app(Settings(redis_url=own_redis.url, counter_rate=0)))
     scans = [Scan(scene, f"51010013{i:04d}") for i in range(300)]
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:  # no client-side cap
 
@@ -253,7 +255,7 @@ async def test_one_time_use_survives_a_restart_of_a_redis_with_its_append_only_f
     redis = RedisServer(tmp_path, extra_args=("--appendonly", "yes", "--appendfsync", "always"))
     redis.start()
     try:
-        client = await aiohttp_client(scene.app(Settings(redis_url=redis.url)))
+        client = await aiohttp_client(scene.app(Settings(redis_url=redis.url, counter_rate=0)))
         used, revoked = Scan(scene, "510100140001"), Scan(scene, "510100140002")
         assert (await post(client, scene, NOTARY[0], used.token))[1]["decision"] == "accepted"
         revoke = {"type": "driving-licence", "province": "SC", "licence_no": revoked.number, "reason": "test"}
@@ -279,7 +281,7 @@ async def test_a_redis_that_comes_back_unsafe_is_checked_before_anything_is_deci
     redis = RedisServer(tmp_path)
     redis.start()
     try:
-        settings = Settings(redis_url=redis.url, store_check_seconds=60)  # no periodic check in between
+        settings = Settings(redis_url=redis.url, counter_rate=0, store_check_seconds=60)  # no periodic check in between
         one = await aiohttp_client(scene.app(settings))
         two = await aiohttp_client(scene.app(settings))
         codes = [Scan(scene, f"51010009{i:04d}") for i in range(8)]

@@ -158,7 +158,9 @@ async def test_a_failover_is_followed_without_a_restart_and_no_code_is_accepted_
 ) -> None:
     """100 codes accepted; the primary killed; scans answer 503 until the sentinels promote a replica, then
     are decided again by the same service; of the 100 codes, none is accepted again at another counter."""
-    settings = Settings(redis_url=deployment.url, min_replica_acks=1, store_check_seconds=0.5, store_timeout=1.0)
+    settings = Settings(
+        redis_url=deployment.url, counter_rate=0, min_replica_acks=1, store_check_seconds=0.5, store_timeout=1.0
+    )
     client = await aiohttp_client(scene.app(settings))
     await until_ready(client, 15)
     codes = [scene.driving_licence("SC", licence_no=f"51011{i:07d}") for i in range(100)]

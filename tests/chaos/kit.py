@@ -177,7 +177,7 @@ def checks(body: dict[str, Any]) -> set[str]:
 
 def settings(url: str, **options: Any) -> Settings:
     """Settings of an instance on ``url`` that checks its store every :data:`CHECK_SECONDS`."""
-    return Settings(redis_url=url, **{"store_check_seconds": CHECK_SECONDS, **options})
+    return Settings(redis_url=url, **{"store_check_seconds": CHECK_SECONDS, "counter_rate": 0, **options})
 
 
 async def instance(

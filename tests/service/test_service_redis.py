@@ -41,7 +41,7 @@ async def scan(
 
 async def test_two_instances_answer_as_one(aiohttp_client: ClientFactory, scene: Scene, flushed: RedisServer) -> None:
     """A token accepted on one instance is cached there and replayed on the other."""
-    settings = Settings(redis_url=flushed.url)
+    settings = Settings(redis_url=flushed.url, counter_rate=0)
     one = await aiohttp_client(scene.app(settings))
     two = await aiohttp_client(scene.app(settings))
     token = scene.driving_licence("SC")
@@ -58,7 +58,7 @@ async def test_mutual_recognition_both_ways_on_redis(
     aiohttp_client: ClientFactory, scene: Scene, flushed: RedisServer
 ) -> None:
     """A Chongqing lawyer's licence is accepted in Sichuan and a Sichuan one in Chongqing."""
-    client = await aiohttp_client(scene.app(Settings(redis_url=flushed.url)))
+    client = await aiohttp_client(scene.app(Settings(redis_url=flushed.url, counter_rate=0)))
     cq = scene.apps["yukuaiban"].present("lawyer-licence", "CQ").token
     sc = scene.apps["tianfu-tongban"].present("lawyer-licence", "SC").token
     _, at_sc = await scan(client, scene, "sc-justice-dept-01", cq, "justice-admin")
@@ -71,7 +71,7 @@ async def test_replay_race_gives_exactly_one_acceptance(
     aiohttp_client: ClientFactory, scene: Scene, flushed: RedisServer
 ) -> None:
     """Many concurrent posts of one token from two counters on two instances: exactly one acceptance, 100 times over."""
-    settings = Settings(redis_url=flushed.url)
+    settings = Settings(redis_url=flushed.url, counter_rate=0)
     instances = [await aiohttp_client(scene.app(settings)) for _ in range(2)]
     for counter in NOTARY:
         scene.auth(counter)
@@ -94,7 +94,7 @@ async def test_revocation_reaches_every_instance(
     aiohttp_client: ClientFactory, scene: Scene, flushed: RedisServer
 ) -> None:
     """A licence revoked on one instance is rejected on the other, even where its acceptance is cached."""
-    settings = Settings(redis_url=flushed.url)
+    settings = Settings(redis_url=flushed.url, counter_rate=0)
     one = await aiohttp_client(scene.app(settings))
     two = await aiohttp_client(scene.app(settings))
     token = scene.driving_licence("SC", licence_no="510100999001")
@@ -117,7 +117,7 @@ async def test_stats_measure_recognition_across_instances(
 ) -> None:
     """/v1/stats counts scans from every instance by type, provinces, route, decision and reason: this
     instance's at once, the other's within the second it takes to add them to Redis."""
-    settings = Settings(redis_url=flushed.url)
+    settings = Settings(redis_url=flushed.url, counter_rate=0)
     one = await aiohttp_client(scene.app(settings))
     two = await aiohttp_client(scene.app(settings))
     await scan(one, scene, NOTARY[0], scene.driving_licence("SC"))
@@ -141,7 +141,7 @@ async def test_redis_down_answers_503_quickly_and_recovers(
     aiohttp_client: ClientFactory, scene: Scene, own_redis: RedisServer
 ) -> None:
     """Redis stopped: 503 with Retry-After within about a second, never an acceptance; restarted: it recovers."""
-    client = await aiohttp_client(scene.app(Settings(redis_url=own_redis.url)))
+    client = await aiohttp_client(scene.app(Settings(redis_url=own_redis.url, counter_rate=0)))
     _, before = await scan(client, scene, NOTARY[0], scene.driving_licence("SC"))
     assert before["decision"] == "accepted"
     own_redis.stop()
@@ -174,7 +174,7 @@ async def test_paused_redis_does_not_hang_the_counter(
     aiohttp_client: ClientFactory, scene: Scene, own_redis: RedisServer
 ) -> None:
     """Redis frozen (SIGSTOP): the scan answers 503 within about a second, and works again after SIGCONT."""
-    client = await aiohttp_client(scene.app(Settings(redis_url=own_redis.url)))
+    client = await aiohttp_client(scene.app(Settings(redis_url=own_redis.url, counter_rate=0)))
     await scan(client, scene, NOTARY[0], scene.driving_licence("SC"))
     own_redis.pause()
     try:

@@ -108,25 +108,30 @@ class FlakyStore(MemoryStore):
         if self.down:
             raise StoreUnavailableError("connection refused (test)")
 
-    async def lookup(self, tag: str, counter: str, digest: str, revocation_key: str | None) -> Any:
+    async def lookup(self, tag: str, counter: str, digest: str, licence_id: str, rate: Any) -> Any:
         """See :meth:`MemoryStore.lookup`."""
         self._check()
-        return await super().lookup(tag, counter, digest, revocation_key)
+        return await super().lookup(tag, counter, digest, licence_id, rate)
+
+    async def admit(self, rate: Any) -> None:
+        """See :meth:`MemoryStore.admit`."""
+        self._check()
+        await super().admit(rate)
 
     async def commit(self, commit: Any) -> Any:
         """See :meth:`MemoryStore.commit`."""
         self._check()
         return await super().commit(commit)
 
-    async def get_scan(self, scan_id: str) -> ScanRecord | None:
+    async def get_scan(self, scan_id: str) -> tuple[ScanRecord, bool] | None:
         """See :meth:`MemoryStore.get_scan`."""
         self._check()
         return await super().get_scan(scan_id)
 
-    async def set_revoked(self, revocation_key: str, revoked: bool, reason: str) -> None:
+    async def set_revoked(self, licence_id: str, revoked: bool, reason: str, ttl: int | None) -> None:
         """See :meth:`MemoryStore.set_revoked`."""
         self._check()
-        await super().set_revoked(revocation_key, revoked, reason)
+        await super().set_revoked(licence_id, revoked, reason, ttl)
 
     async def health(self) -> StoreHealth:
         """See :meth:`MemoryStore.health`."""

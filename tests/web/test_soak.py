@@ -217,7 +217,18 @@ async def load_with_faults(
     redis = RedisServer(tmp_path, extra_args=PERSISTENT)
     redis.start()
     port = free_port()
-    command = [sys.executable, "-m", "verifier", "serve", "--port", str(port), "--redis-url", redis.url]
+    command = [
+        sys.executable,
+        "-m",
+        "verifier",
+        "serve",
+        "--port",
+        str(port),
+        "--redis-url",
+        redis.url,
+        "--counter-rate",
+        "0",
+    ]
     service = subprocess.Popen(  # noqa: ASYNC220 - started once, before any load
         [*command, "--log-level", "warning"],
         stdout=subprocess.DEVNULL,
@@ -382,7 +393,9 @@ async def test_scans_of_a_rotated_key_arriving_together_are_all_accepted(
     store.keyring(time.time())
     api_keys = ApiKeys(tmp_path / "api-keys.json")
     source = JwksTrustSource(tmp_path / "jwks.json", initial=store.trust_list())
-    app = create_app(Settings(), store=MemoryStore(), trust=source, catalogue=catalogue, api_keys=api_keys)
+    app = create_app(
+        Settings(counter_rate=0), store=MemoryStore(), trust=source, catalogue=catalogue, api_keys=api_keys
+    )
     client = await aiohttp_client(app)
     store.rotate("sc-police")
     present = apps(catalogue, store.keyring(time.time()))["jiaoguan-12123"].present

@@ -54,7 +54,11 @@ class Shell:
 class DownStore(MemoryStore):
     """An embedded store that cannot be reached."""
 
-    async def lookup(self, tag: str, counter: str, digest: str, revocation_key: str | None) -> Any:
+    async def lookup(self, tag: str, counter: str, digest: str, licence_id: str, rate: Any) -> Any:
+        """Unreachable."""
+        raise StoreUnavailableError("connection refused (test)")
+
+    async def admit(self, rate: Any) -> None:
         """Unreachable."""
         raise StoreUnavailableError("connection refused (test)")
 
@@ -81,8 +85,9 @@ async def test_a_scan_is_stored_with_operator_and_serial_no_for_its_counter_only
     token = shell.scene.driving_licence("SC")
     decision = await shell.scan(NOTARY, token, operator="clerk-017", serial_no="CQGZ-20260601-0001")
     assert decision["decision"] == "accepted"
-    record = await shell.store.get_scan(decision["scan_id"])
-    assert record is not None
+    found = await shell.store.get_scan(decision["scan_id"])
+    assert found is not None
+    record = found[0]
     assert (record.counter, record.operator, record.serial_no) == (NOTARY, "clerk-017", "CQGZ-20260601-0001")
     mine = await shell.client.get(f"/v1/scans/{decision['scan_id']}", headers=shell.scene.auth(NOTARY))
     assert mine.status == 200
@@ -109,7 +114,7 @@ async def test_scan_log_is_one_json_line_per_scan_without_token_number_or_name(
     holder, number = "欧阳娜娜", "510100123456"
     token = shell.scene.driving_licence("SC", holder=holder, licence_no=number)
     first = await shell.scan(NOTARY, token, operator="clerk-017", serial_no="S-1")
-    second = await shell.scan(NOTARY, token, operator="clerk-017", serial_no="S-2")
+    second = await shell.scan(NOTARY, token, operator="clerk-018", serial_no="S-1")
     lines = [r.getMessage() for r in caplog.records if r.name == "verifier.scan"]
     assert len(lines) == 2
     entries = [json.loads(line) for line in lines]
@@ -129,7 +134,11 @@ async def test_scan_log_is_one_json_line_per_scan_without_token_number_or_name(
         "ms": entries[0]["ms"],
     }
     assert isinstance(entries[0]["ms"], float | int)
-    assert (entries[1]["scan_id"], entries[1]["cached"], entries[1]["serial_no"]) == (second["scan_id"], True, "S-2")
+    assert (entries[1]["scan_id"], entries[1]["cached"], entries[1]["operator"]) == (
+        second["scan_id"],
+        True,
+        "clerk-018",
+    )
     everything = caplog.text + "".join(lines)
     for secret in (token, token.split(".")[2], number, holder):
         assert secret not in everything
@@ -232,7 +241,8 @@ async def test_a_revocation_needs_the_admin_key(shell: Shell) -> None:
 
 
 async def test_stats_count_by_type_provinces_route_decision_and_reason(shell: Shell) -> None:
-    """/v1/stats counts scans by type, issuing and counter province, route, decision and reason; re-scans apart."""
+    """/v1/stats counts every answer by type, issuing and counter province, route, decision and reason; re-scans
+    are answers too, also counted apart."""
     dl = shell.scene.driving_licence("SC")
     lawyer = shell.scene.apps["yukuaiban"].present("lawyer-licence", "CQ").token
     await shell.scan(NOTARY, dl)  # SC->CQ accepted
@@ -241,32 +251,33 @@ async def test_stats_count_by_type_provinces_route_decision_and_reason(shell: Sh
     await shell.scan("sc-justice-dept-01", lawyer, "justice-admin")  # CQ->SC accepted
     await shell.scan(NOTARY, "not-a-token")  # unknown type, TOKEN_MALFORMED
     figures = await shell.stats()
-    assert figures["total"] == {"accepted": 2, "rejected": 2, "scans": 4, "acceptance_rate": 0.5}
+    assert figures["total"] == {"accepted": 3, "rejected": 2, "scans": 5, "acceptance_rate": 0.6}
     assert figures["rescans"] == 1
+    assert figures["by_kind"] == {"first": {"accepted": 2, "rejected": 2}, "rescan": {"accepted": 1, "rejected": 0}}
     assert figures["by_type"] == {
         "-": {"accepted": 0, "rejected": 1},
-        "driving-licence": {"accepted": 1, "rejected": 1},
+        "driving-licence": {"accepted": 2, "rejected": 1},
         "lawyer-licence": {"accepted": 1, "rejected": 0},
     }
     assert figures["by_issuing_province"] == {
         "-": {"accepted": 0, "rejected": 1},
         "CQ": {"accepted": 1, "rejected": 0},
-        "SC": {"accepted": 1, "rejected": 1},
+        "SC": {"accepted": 2, "rejected": 1},
     }
     assert figures["by_counter_province"] == {
-        "CQ": {"accepted": 1, "rejected": 2},
+        "CQ": {"accepted": 2, "rejected": 2},
         "SC": {"accepted": 1, "rejected": 0},
     }
     assert figures["by_route"] == {
         "-->CQ": {"accepted": 0, "rejected": 1},
         "CQ->SC": {"accepted": 1, "rejected": 0},
-        "SC->CQ": {"accepted": 1, "rejected": 1},
+        "SC->CQ": {"accepted": 2, "rejected": 1},
     }
-    assert figures["by_scenario"][DRIVING] == {"accepted": 1, "rejected": 2}
+    assert figures["by_scenario"][DRIVING] == {"accepted": 2, "rejected": 2}
     assert figures["by_reason"] == {"REPLAYED": 1, "TOKEN_MALFORMED": 1}
     assert figures["reasons_by_type"] == {"-": {"TOKEN_MALFORMED": 1}, "driving-licence": {"REPLAYED": 1}}
-    assert sum(m["accepted"] + m["rejected"] for m in figures["per_minute"]) == 4
-    assert sum(r["count"] for r in figures["rows"]) == 4
+    assert sum(m["accepted"] + m["rejected"] for m in figures["per_minute"]) == 5
+    assert sum(r["count"] for r in figures["rows"]) == 5
 
 
 async def test_stats_need_the_admin_key(shell: Shell) -> None:

@@ -3,18 +3,20 @@ exit; the embedded default and the demo's store."""
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 
+from verifier.errors import RateLimitedError
 from verifier.service.ports import (
     AS_DECIDED,
     REPLAYED,
     REVOKED,
+    USED_HERE,
     Commit,
+    Rate,
     ScanRecord,
     StoreHealth,
-    scan_tag,
-    stats_fields,
 )
 
 _SWEEP_FROM = 10_000  # the embedded store looks for expired entries once it holds more than this
@@ -27,7 +29,6 @@ class MemoryStore:
         self._clock = clock
         self._values: dict[str, tuple[str, float]] = {}  # key -> (value, expires at)
         self._sweep_above = _SWEEP_FROM
-        self._revoked: dict[str, str] = {}
         self._stats: dict[str, int] = {}
 
     def _get(self, key: str) -> str | None:
@@ -39,9 +40,6 @@ class MemoryStore:
             return None
         return item[0]
 
-    def _set(self, key: str, value: str, ttl: int) -> None:
-        self._values[key] = (value, self._clock() + ttl)
-
     def _set_until(self, key: str, value: str, expires_at: float) -> None:
         self._values[key] = (value, expires_at)
 
@@ -51,25 +49,38 @@ class MemoryStore:
         for key in [k for k, (_, exp) in self._values.items() if exp <= now]:
             del self._values[key]
 
-    def _count(self, fields: list[str]) -> None:
-        for name in fields:
-            self._stats[name] = self._stats.get(name, 0) + 1
+    def _revoked(self, licence_id: str) -> bool:
+        return self._get(f"v:{licence_id}") is not None
+
+    async def admit(self, rate: Rate) -> None:
+        """See :meth:`ScanStore.admit`: the same cell rate algorithm as the Redis store's script."""
+        key = f"r:{rate.counter}"
+        now = self._clock()
+        interval = 1 / rate.per_second
+        after = max(float(self._get(key) or 0), now) + interval
+        if after - now > interval * rate.burst:
+            raise RateLimitedError(rate.counter, after - now - interval * rate.burst)
+        self._set_until(key, repr(after), after)
 
     async def lookup(
-        self, tag: str, counter: str, digest: str, revocation_key: str | None
+        self, tag: str, counter: str, digest: str, licence_id: str, rate: Rate | None
     ) -> tuple[ScanRecord, bool] | None:
         """See :meth:`ScanStore.lookup`."""
-        scan_id = self._get(f"{tag}:c:{counter}:{digest}")
-        stored = self._get(f"{tag}:s:{scan_id}") if scan_id else None
+        if rate is not None:
+            await self.admit(rate)
+        scan_id = self._get(f"c:{counter}:{digest}")
+        stored = self._get(f"s:{scan_id}") if scan_id else None
         if stored is None:
             return None
-        self._count(["rescans"])
-        record = ScanRecord.from_json(stored[1:]).settled(stored[0])
-        return record, revocation_key is not None and revocation_key in self._revoked
+        revoked = self._revoked(licence_id)
+        if stored[0] == REVOKED and not revoked:
+            return None  # the licence was restored since: decide anew
+        return ScanRecord.from_json(stored[1:]).settled(stored[0]), revoked
 
     async def commit(self, commit: Commit) -> tuple[ScanRecord, bool, bool]:
         """See :meth:`ScanStore.commit`."""
-        found = await self.lookup(commit.tag, commit.record.counter, commit.digest, commit.revocation_key)
+        record = commit.record
+        found = await self.lookup(commit.tag, record.counter, commit.digest, commit.licence_id, commit.rate)
         if found is not None:
             return found[0], True, found[1]
         if len(self._values) > self._sweep_above:
@@ -78,35 +89,40 @@ class MemoryStore:
             # more than 10,000 are live would cost each scan a pass over all of them.
             self._sweep_above = max(_SWEEP_FROM, 2 * len(self._values))
         status = AS_DECIDED
-        revoked = commit.revocation_key is not None and commit.revocation_key in self._revoked
-        if commit.record.decision == "accepted":
+        revoked = self._revoked(commit.licence_id)
+        if record.decision == "accepted":
             if revoked:
                 status = REVOKED
             elif commit.jti is not None:
-                claim = f"{commit.tag}:j:{commit.jti}"
-                if self._get(claim) is not None:
-                    status = REPLAYED
+                claim = f"j:{commit.jti}"
+                holder = self._get(claim)
+                if holder is not None:
+                    status = USED_HERE if holder == record.counter else REPLAYED
                 else:
-                    self._set_until(claim, commit.record.counter, commit.expires_at)
-        record = commit.record
-        self._set(f"{commit.tag}:s:{record.scan_id}", status + record.to_json(), commit.record_ttl)
-        self._set_until(f"{commit.tag}:c:{record.counter}:{commit.digest}", record.scan_id, commit.expires_at)
-        settled = record.settled(status)
-        minute = time.strftime("%Y%m%d%H%M", time.gmtime(self._clock()))
-        self._count([*stats_fields(settled, commit.stats_key), f"minute|{minute}|{settled.decision}"])
-        return settled, False, revoked
+                    self._set_until(claim, record.counter, commit.expires_at)
+        self._set_until(f"s:{record.scan_id}", status + record.to_json(), self._clock() + commit.record_ttl)
+        self._set_until(f"c:{record.counter}:{commit.digest}", record.scan_id, commit.expires_at)
+        return record.settled(status), False, revoked
 
-    async def get_scan(self, scan_id: str) -> ScanRecord | None:
+    def count(self, fields: list[str]) -> None:
+        """See :meth:`ScanStore.count`."""
+        for name in fields:
+            self._stats[name] = self._stats.get(name, 0) + 1
+
+    async def get_scan(self, scan_id: str) -> tuple[ScanRecord, bool] | None:
         """See :meth:`ScanStore.get_scan`."""
-        stored = self._get(f"{scan_tag(scan_id)}:s:{scan_id}")
-        return None if stored is None else ScanRecord.from_json(stored[1:]).settled(stored[0])
+        stored = self._get(f"s:{scan_id}")
+        if stored is None:
+            return None
+        record = ScanRecord.from_json(stored[1:]).settled(stored[0])
+        return record, record.licence_id is not None and self._revoked(record.licence_id)
 
-    async def set_revoked(self, revocation_key: str, revoked: bool, reason: str) -> None:
+    async def set_revoked(self, licence_id: str, revoked: bool, reason: str, ttl: int | None) -> None:
         """See :meth:`ScanStore.set_revoked`."""
         if revoked:
-            self._revoked[revocation_key] = reason
+            self._set_until(f"v:{licence_id}", reason or "-", math.inf if ttl is None else self._clock() + ttl)
         else:
-            self._revoked.pop(revocation_key, None)
+            self._values.pop(f"v:{licence_id}", None)
 
     async def stats(self) -> dict[str, int]:
         """See :meth:`ScanStore.stats`."""

@@ -1,12 +1,12 @@
 """The statistics of a Redis-backed service: counted in each instance, added to Redis once a second.
 
-The scan script touches one licence's keys only (one Redis Cluster slot); what a decided scan counts
-(:func:`verifier.service.ports.stats_fields` and the minute's decision) is added here from the
-script's answer and written with ``HINCRBY`` once a second, one command per field, so a second of
-scans costs a few dozen commands whatever their number. ``GET /v1/stats`` flushes this instance's
-counts first; other instances' counts arrive within a second. A clean stop flushes what is left:
-nothing is lost or counted twice. While Redis cannot be reached the counts wait here and are written
-once it can; an increment whose answer was lost in an outage may be counted twice or not at all.
+The scan script touches one licence's keys only (one Redis Cluster slot); what an answer counts
+(:func:`verifier.core.stats.answer_fields`) is added here and written with ``HINCRBY`` once a
+second, one command per field, so a second of scans costs a few dozen commands whatever their
+number. ``GET /v1/stats`` flushes this instance's counts first; other instances' counts arrive
+within a second. A clean stop flushes what is left: nothing is lost or counted twice. While Redis
+cannot be reached the counts wait here and are written once it can; an increment whose answer was
+lost in an outage may be counted twice or not at all.
 """
 
 from __future__ import annotations
@@ -15,13 +15,12 @@ import asyncio
 import contextlib
 import json
 import logging
-import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from verifier.errors import StoreUnavailableError
-from verifier.service.ports import STATS_TTL, ScanRecord, stats_fields
+from verifier.service.ports import STATS_TTL
 
 log = logging.getLogger("verifier")
 
@@ -40,16 +39,13 @@ class StatsBuffer:
         self._flusher: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()  # one flush at a time, so no count is taken twice
 
-    def rescan(self) -> None:
-        """A re-scan answered from the cache."""
-        self._add(self._total, "rescans")
-
-    def scan(self, record: ScanRecord, stats_key: str) -> None:
-        """A decided scan, as the store settled it."""
-        for name in stats_fields(record, stats_key):
-            self._add(self._total, name)
-        minute = time.strftime("%Y%m%d%H%M", time.gmtime())
-        self._add(self._day + minute[:8], f"minute|{minute}|{record.decision}")
+    def add(self, fields: list[str]) -> None:
+        """One more of each field (:func:`verifier.core.stats.answer_fields`); minute fields go to their day's hash."""
+        for name in fields:
+            if name.startswith("minute|"):
+                self._add(self._day + name[7:15], name)
+            else:
+                self._add(self._total, name)
 
     def _add(self, key: str, field: str) -> None:
         self._pending[key, field] += 1

@@ -1,15 +1,18 @@
 """The Redis adapter of :class:`verifier.service.ports.ScanStore`, shared by every service instance.
 
-A scan costs one round trip: one server-side script looks up the counter's cached scan, checks
-revocation, claims one-time use and stores the scan — atomically, so two counters racing with one
-token on two instances get exactly one acceptance. It touches one licence's keys only.
+A scan costs one round trip: one server-side script checks the counter's rate, looks up the counter's
+cached answer, checks revocation, claims one-time use and stores the answer — atomically, so two counters
+racing with one token on two instances get exactly one acceptance. It touches one licence's keys only
+(and, on one Redis, the counter's rate key).
 
-Keys (``T`` is the licence's tag, so a scan's keys share one Redis Cluster slot)::
+Keys (``T`` is the licence's shard tag, so a scan's keys share one Redis Cluster slot; ``<licence>`` and
+``<digest>`` are keyed identities, verifier.core.identity: no licence number or token in clear)::
 
     cy:{T}:c:<counter>:<digest>   -> scan id          (expires at the token's exp + leeway + max clock skew)
     cy:{T}:s:<scan id>            -> status + record  (TTL: record retention)
     cy:{T}:j:<jti>                -> counter          (one-time use claim, expires as the cache entry)
-    cy:{T}:v:<type|province|no>   -> reason           (revocation, no TTL)
+    cy:{T}:v:<licence>            -> reason           (revocation; TTL --revocation-days)
+    cy:r:{<counter>}              -> µs               (the counter's rate: when its budget is next full)
     cy:stats, cy:stats:d:<day>    -> counters         (statistics, added once a second: verifier.adapters.redis_stats)
 
 The store keeps a claim only if Redis can: :meth:`RedisStore.health` reads ``INFO`` (which managed
@@ -33,38 +36,56 @@ from redis.exceptions import NoScriptError
 from verifier.adapters.redis_cluster import CLUSTER_SCHEMES, ClusterCalls, cluster_from_url
 from verifier.adapters.redis_pipe import RedisPipe
 from verifier.adapters.redis_stats import StatsBuffer
-from verifier.errors import Finding, StoreUnavailableError
-from verifier.service.ports import Commit, ScanRecord, StoreHealth, licence_tag, scan_tag
+from verifier.core.identity import shard_tag
+from verifier.errors import Finding, RateLimitedError, StoreUnavailableError
+from verifier.service.ports import Commit, Rate, ScanRecord, StoreHealth, scan_tag
 
-# KEYS: 1 cache (c), 2 revocation (v), 3 one-time claim (j), 4 record (s): one licence's, so one Cluster slot.
-# ARGV: 1 'lookup'|'commit', 2 record key prefix, 3 record, 4 counter, 5 claim and cache expiry (Unix s),
-# 6 record TTL, 7 decision, 8 scan id, 9 '1' to claim the jti, 10 '1' to touch a cached answer.
-# A lookup sends only KEYS 1-2 and ARGV 1-3 (3: touch): fewer arguments to pack and parse on the warm path.
+# The scan script. ARGV: 1 mode 'admit'|'lookup'|'commit', 2 the counter's rate as µs per scan ('' for no
+# rate check), 3 the burst in µs (scans × µs per scan), 4 '1' to touch a cached answer, 5 record key prefix,
+# then for a commit: 6 record, 7 counter, 8 claim and cache expiry (Unix s), 9 record TTL, 10 decision,
+# 11 scan id, 12 '1' to claim the jti.
+# KEYS: 1 cache (c), 2 revocation (v), 3 one-time claim (j), 4 record (s) — one licence's, so one Cluster
+# slot — and, last, with a rate, the counter's rate key (one Redis or Sentinel only: a cluster checks the
+# rate in an 'admit' call of its own, the key being in another slot). An admit sends the rate key only.
+# The rate is a generic cell rate algorithm on Redis's clock, so every instance counts against one budget;
+# over it, nothing else is done and the answer is {-1, µs to wait}.
 # Touch (with --min-replica-acks): a cached answer is rewritten unchanged, so the WAIT behind it covers it
-# and, the replication stream being ordered, the claim written before it by whichever instance. The
-# statistics are not here: they are counted by each instance from the script's answer and added to Redis
-# once a second (StatsBuffer), so the script touches one licence's keys only.
+# and, the replication stream being ordered, the claim written before it by whichever instance. A claim held
+# by this counter already settles as 'H' (ALREADY_USED_HERE), by another as 'P' (REPLAYED). The statistics
+# are not here: each instance counts its answers and adds them to Redis once a second (StatsBuffer).
 _SCAN_SCRIPT = """
+if ARGV[2] ~= '' then
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+  local key = KEYS[#KEYS]
+  local after = math.max(tonumber(redis.call('GET', key) or '0'), now) + tonumber(ARGV[2])
+  if after - now > tonumber(ARGV[3]) then return {-1, after - now - tonumber(ARGV[3])} end
+  redis.call('SET', key, string.format('%.0f', after), 'PX', math.ceil((after - now) / 1000) + 1)
+end
+if ARGV[1] == 'admit' then return {0} end
 local sid = redis.call('GET', KEYS[1])
 if sid then
-  local rec = redis.call('GET', ARGV[2] .. sid)
+  local rec = redis.call('GET', ARGV[5] .. sid)
   if rec then
-    if (ARGV[1] == 'lookup' and ARGV[3] or ARGV[10]) == '1' then redis.call('SET', KEYS[1], sid, 'KEEPTTL') end
-    return {1, rec, redis.call('EXISTS', KEYS[2])}
+    local revoked = redis.call('EXISTS', KEYS[2])
+    if string.sub(rec, 1, 1) ~= 'V' or revoked == 1 then
+      if ARGV[4] == '1' then redis.call('SET', KEYS[1], sid, 'KEEPTTL') end
+      return {1, rec, revoked}
+    end
   end
 end
 if ARGV[1] == 'lookup' then return {0} end
 local revoked = redis.call('EXISTS', KEYS[2])
 local status = 'A'
-if ARGV[7] == 'accepted' then
+if ARGV[10] == 'accepted' then
   if revoked == 1 then
     status = 'V'
-  elseif ARGV[9] == '1' and not redis.call('SET', KEYS[3], ARGV[4], 'NX', 'EXAT', ARGV[5]) then
-    status = 'P'
+  elseif ARGV[12] == '1' and not redis.call('SET', KEYS[3], ARGV[7], 'NX', 'EXAT', ARGV[8]) then
+    status = redis.call('GET', KEYS[3]) == ARGV[7] and 'H' or 'P'
   end
 end
-redis.call('SET', KEYS[4], status .. ARGV[3], 'EX', ARGV[6])
-redis.call('SET', KEYS[1], ARGV[8], 'EXAT', ARGV[5])
+redis.call('SET', KEYS[4], status .. ARGV[6], 'EX', ARGV[9])
+redis.call('SET', KEYS[1], ARGV[11], 'EXAT', ARGV[8])
 return {0, status, revoked}
 """
 # Redis cannot serve the scan now (503, retry later). Any other error reply (WRONGTYPE, a script error…)
@@ -105,6 +126,7 @@ class RedisStore:
         self._ack_timeout_ms = max(1, int(replica_ack_timeout * 1000))
         self._allow_volatile = allow_volatile
         self._stats = StatsBuffer(self._call, prefix, interval=stats_interval)
+        self._cluster = isinstance(pipe, ClusterCalls)
 
     @classmethod
     def from_url(
@@ -159,20 +181,45 @@ class RedisStore:
             # EVAL runs it and keeps it; its WAIT goes with it again, the first having answered before any write.
             return await self._replicated(self._call("EVAL", _SCAN_SCRIPT, len(keys), *keys, *args))
 
-    def _keys(self, tag: str, counter: str, digest: str, revocation_key: str | None) -> list[str]:
+    def _rate(self, rate: Rate | None) -> tuple[list[str], list[str | int]]:
+        """The rate key and arguments the script takes (none for no rate)."""
+        if rate is None:
+            return [], ["", ""]
+        interval = max(1, round(1_000_000 / rate.per_second))
+        return [f"{self._prefix}r:{{{rate.counter}}}"], [interval, interval * rate.burst]
+
+    async def _scan_script(self, keys: list[str], args: list[str | int], rate: Rate | None) -> list[Any]:
+        """The scan script with the counter's rate checked first: in the same call on one Redis, in a call of
+        its own before it on a cluster (the rate key lives in another slot)."""
+        if rate is not None and self._cluster:
+            await self.admit(rate)
+            rate = None
+        rate_keys, rate_args = self._rate(rate)
+        reply: list[Any] = await self._script([*keys, *rate_keys], [args[0], *rate_args, *args[1:]])
+        if reply[0] == -1:
+            raise RateLimitedError(rate.counter if rate else "?", int(reply[1]) / 1e6)
+        return reply
+
+    async def admit(self, rate: Rate) -> None:
+        """See :meth:`verifier.service.ports.ScanStore.admit`."""
+        rate_keys, rate_args = self._rate(rate)
+        reply: list[Any] = await self._script(rate_keys, ["admit", *rate_args])
+        if reply[0] == -1:
+            raise RateLimitedError(rate.counter, int(reply[1]) / 1e6)
+
+    def _keys(self, tag: str, counter: str, digest: str, licence_id: str) -> list[str]:
         base = f"{self._prefix}{{{tag}}}:"
-        return [f"{base}c:{counter}:{digest}", f"{base}v:{revocation_key or '-'}"]
+        return [f"{base}c:{counter}:{digest}", f"{base}v:{licence_id}"]
 
     async def lookup(
-        self, tag: str, counter: str, digest: str, revocation_key: str | None
+        self, tag: str, counter: str, digest: str, licence_id: str, rate: Rate | None
     ) -> tuple[ScanRecord, bool] | None:
         """See :meth:`verifier.service.ports.ScanStore.lookup`."""
-        keys = self._keys(tag, counter, digest, revocation_key)
+        keys = self._keys(tag, counter, digest, licence_id)
         touch = "1" if self._acks else "0"
-        reply: list[Any] = await self._script(keys, ["lookup", f"{self._prefix}{{{tag}}}:s:", touch])
+        reply = await self._scan_script(keys, ["lookup", touch, f"{self._prefix}{{{tag}}}:s:"], rate)
         if reply[0] != 1:
             return None
-        self._stats.rescan()
         stored: str = reply[1]
         return ScanRecord.from_json(stored[1:]).settled(stored[0]), reply[2] == 1
 
@@ -181,12 +228,13 @@ class RedisStore:
         record = commit.record
         base = f"{self._prefix}{{{commit.tag}}}:"
         keys = [
-            *self._keys(commit.tag, record.counter, commit.digest, commit.revocation_key),
+            *self._keys(commit.tag, record.counter, commit.digest, commit.licence_id),
             f"{base}j:{commit.jti or '-'}",
             f"{base}s:{record.scan_id}",
         ]
         args: list[str | int] = [
             "commit",
+            "1" if self._acks else "0",
             f"{base}s:",
             record.to_json(),
             record.counter,
@@ -195,26 +243,36 @@ class RedisStore:
             record.decision,
             record.scan_id,
             "1" if commit.jti else "0",
-            "1" if self._acks else "0",
         ]
-        reply: list[Any] = await self._script(keys, args)
+        reply = await self._scan_script(keys, args, commit.rate)
         if reply[0] == 1:
-            self._stats.rescan()
             stored: str = reply[1]
             return ScanRecord.from_json(stored[1:]).settled(stored[0]), True, reply[2] == 1
-        settled = record.settled(reply[1])
-        self._stats.scan(settled, commit.stats_key)
-        return settled, False, reply[2] == 1
+        return record.settled(reply[1]), False, reply[2] == 1
 
-    async def get_scan(self, scan_id: str) -> ScanRecord | None:
+    def count(self, fields: list[str]) -> None:
+        """See :meth:`verifier.service.ports.ScanStore.count`: added to Redis once a second."""
+        self._stats.add(fields)
+
+    async def get_scan(self, scan_id: str) -> tuple[ScanRecord, bool] | None:
         """See :meth:`verifier.service.ports.ScanStore.get_scan`."""
-        stored: Any = await self._call("GET", f"{self._prefix}{{{scan_tag(scan_id)}}}:s:{scan_id}")
-        return None if stored is None else ScanRecord.from_json(stored[1:]).settled(stored[0])
+        base = f"{self._prefix}{{{scan_tag(scan_id)}}}:"
+        stored: Any = await self._call("GET", f"{base}s:{scan_id}")
+        if stored is None:
+            return None
+        record = ScanRecord.from_json(stored[1:]).settled(stored[0])
+        revoked = record.licence_id is not None and await self._call("EXISTS", f"{base}v:{record.licence_id}") == 1
+        return record, revoked
 
-    async def set_revoked(self, revocation_key: str, revoked: bool, reason: str) -> None:
+    async def set_revoked(self, licence_id: str, revoked: bool, reason: str, ttl: int | None) -> None:
         """See :meth:`verifier.service.ports.ScanStore.set_revoked`."""
-        key = f"{self._prefix}{{{licence_tag(revocation_key)}}}:v:{revocation_key}"
-        await self._replicated(self._call("SET", key, reason or "-") if revoked else self._call("DEL", key))
+        key = f"{self._prefix}{{{shard_tag(licence_id)}}}:v:{licence_id}"
+        if not revoked:
+            await self._replicated(self._call("DEL", key))
+        elif ttl is None:
+            await self._replicated(self._call("SET", key, reason or "-"))
+        else:
+            await self._replicated(self._call("SET", key, reason or "-", "EX", max(1, ttl)))
 
     async def stats(self) -> dict[str, int]:
         """See :meth:`verifier.service.ports.ScanStore.stats`. This instance's counts are added first."""

@@ -117,18 +117,17 @@ async def _run(as_json: bool) -> int:
                     return http.post("/v1/revocations", json=body, headers={"Authorization": f"Bearer {admin}"})
 
                 keys: dict[str, str] = {}
+                serials: dict[tuple[str, str, str], str] = {}  # one business, one serial: a re-scan keeps it
                 for step in _steps(cat, ring, now, revoke):
                     if step.before is not None:
                         async with step.before() as response:
                             pending.append(await response.json())
                     if step.counter not in keys:
                         keys[step.counter] = api.issue(step.counter)
-                    body = {
-                        "token": step.token(),
-                        "scenario": step.scenario,
-                        "operator": "demo-clerk",
-                        "serial_no": f"DEMO-{len(results) + 1:04d}",
-                    }
+                    token = step.token()
+                    business = (token, step.counter, step.scenario)
+                    serial = serials.setdefault(business, f"DEMO-{len(serials) + 1:04d}")
+                    body = {"token": token, "scenario": step.scenario, "operator": "demo-clerk", "serial_no": serial}
                     async with http.post(
                         "/v1/scans", json=body, headers={"Authorization": f"Bearer {keys[step.counter]}"}
                     ) as response:

@@ -80,6 +80,8 @@ def _serve(args: argparse.Namespace) -> int:
         max_clock_skew=args.max_clock_skew,
         min_replica_acks=args.min_replica_acks,
         allow_volatile_store=args.allow_volatile_store,
+        counter_rate=args.counter_rate,
+        counter_burst=args.counter_burst,
     )
     if args.min_replica_acks and (args.redis_url or "").startswith(("redis+cluster://", "rediss+cluster://")):
         raise UsageError(
@@ -187,8 +189,9 @@ def _revoke_in_store(redis_url: str, body: dict[str, Any]) -> int:
 
     from verifier.adapters.catalogue_files import load_catalogue
     from verifier.adapters.redis_store import RedisStore
+    from verifier.adapters.secret import load_secret
     from verifier.core.catalogue import PROVINCES
-    from verifier.core.decide import revocation_key
+    from verifier.core.identity import Identities
 
     if body["type"] not in load_catalogue().licences or body["province"] not in PROVINCES:
         raise UsageError("unknown licence type or province; see `verifier catalogue`")
@@ -196,8 +199,10 @@ def _revoke_in_store(redis_url: str, body: dict[str, Any]) -> int:
     async def run() -> None:
         store = RedisStore.from_url(redis_url)
         try:
-            key = revocation_key(body["type"], body["province"], body["licence_no"])
-            await store.set_revoked(key, not body["restore"], body["reason"])
+            # The same keyed identity the service derives: this host must hold the deployment's secret.
+            licence_id = Identities(load_secret()).licence(body["type"], body["province"], body["licence_no"])
+            days = int(os.environ.get("VERIFIER_REVOCATION_DAYS", "90"))  # as `verifier serve --revocation-days`
+            await store.set_revoked(licence_id, not body["restore"], body["reason"][:200], days * 86400 or None)
         finally:
             await store.close()
 
@@ -252,6 +257,18 @@ def register(sub: Any) -> None:
         action="store_true",
         default=os.environ.get("VERIFIER_ALLOW_VOLATILE_STORE", "") not in ("", "0", "false"),
         help="accept a Redis that keeps nothing on disk (tests and benchmarks only)",
+    )
+    p.add_argument(
+        "--counter-rate",
+        type=float,
+        default=float(os.environ.get("VERIFIER_COUNTER_RATE", "10")),
+        help="scans per second one counter may post, over every instance; 0: no limit (default 10)",
+    )
+    p.add_argument(
+        "--counter-burst",
+        type=int,
+        default=int(os.environ.get("VERIFIER_COUNTER_BURST", "30")),
+        help="scans a counter may post at once before --counter-rate applies (default 30)",
     )
     p.set_defaults(func=_serve)
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from verifier.core.catalogue import PROVINCES, Catalogue, Counter, LicenceType
-from verifier.core.reasons import Reason
+from verifier.core.reasons import TEMPORARY, Reason
 from verifier.core.token import CLAIM_TYPES, HEADER_MEMBERS, TYP, ParsedToken, parse, verify_signature
 from verifier.core.trust import TrustedKey, TrustList
 from verifier.errors import TokenMalformedError
@@ -36,11 +36,6 @@ class Policy:
 DEFAULT_POLICY = Policy()
 
 
-def revocation_key(licence_type: str, province: str, licence_no: str) -> str:
-    """The identity of a licence as a revocation names it."""
-    return f"{licence_type}|{province}|{licence_no}"
-
-
 @dataclass(frozen=True, slots=True)
 class Licence:
     """What a verified token says about the licence shown."""
@@ -54,11 +49,6 @@ class Licence:
     valid_from: dt.date
     valid_until: dt.date
     attributes: dict[str, Any]
-
-    @property
-    def revocation_key(self) -> str:
-        """The identity a revocation names: type, issuing province, licence number."""
-        return revocation_key(self.type, self.province, self.licence_no)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +70,13 @@ class Decision:
     def decision(self) -> str:
         """``accepted`` or ``rejected``."""
         return "accepted" if self.accepted else "rejected"
+
+    @property
+    def final(self) -> bool:
+        """Whether this answer holds for the token's whole life, so it may be stored and cached: its signature
+        verified, its claims well formed, and no rejection that time can undo (:data:`TEMPORARY`). A trust-list
+        refresh may yet verify a token that names an unknown key, so an unverified answer is never final."""
+        return self.licence is not None and not any(r.code in TEMPORARY for r in self.reasons)
 
 
 def decide(

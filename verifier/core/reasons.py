@@ -67,8 +67,15 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "该亮证码已在其他窗口核验使用（一次一验）",
         "This code was already used at another counter (one-time use)",
     ),
+    "ALREADY_USED_HERE": (
+        "该亮证码已在本窗口用于其他业务",
+        "This code was already used at this counter for another business or serial number",
+    ),
     "REVOKED": ("该证照已被签发单位注销或吊销", "The licence has been revoked by its issuing unit"),
 }
+# Rejections that the passing of time can undo while the token lives: such an answer is given but never
+# cached, so the same code is decided anew at its next scan.
+TEMPORARY = frozenset({"ISSUED_IN_FUTURE", "LICENCE_NOT_YET_VALID"})
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,15 +7,30 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
+FIRST, RESCAN = "first", "rescan"  # a new decision, or an answer the counter's cache gave again
+
+
+def answer_fields(
+    decision: str, reasons: tuple[tuple[str, str], ...], labels: str, kind: str, minute: str
+) -> list[str]:
+    """The statistics fields one answer a counter got adds to: ``labels`` is ``type|issuing province|counter
+    province|scenario`` (catalogue values only, ``-`` for what a token named that the catalogue does not know,
+    so forged claims cannot grow the counters), ``kind`` :data:`FIRST` or :data:`RESCAN`, ``minute``
+    ``YYYYMMDDHHMM`` (UTC)."""
+    fields = [f"scans|{labels}|{decision}|{kind}", f"minute|{minute}|{decision}"]
+    fields += [f"reason|{labels}|{code}|{kind}" for code, _ in reasons]
+    return fields
+
 
 def _decisions() -> dict[str, int]:
     return {"accepted": 0, "rejected": 0}
 
 
 def stats_document(raw: dict[str, int]) -> dict[str, Any]:
-    """Fold ``scans|type|ip|cp|scenario|decision``, ``reason|type|ip|cp|scenario|code``,
-    ``minute|YYYYMMDDHHMM|decision`` and ``rescans`` counters into one document."""
+    """Fold the :func:`answer_fields` counters into one document: every answer a counter got, first scans
+    and re-scans alike, with re-scans also counted apart (``rescans``, ``by_kind``)."""
     total = _decisions()
+    kinds = {FIRST: _decisions(), RESCAN: _decisions()}
     by: dict[str, defaultdict[str, dict[str, int]]] = {
         name: defaultdict(_decisions) for name in ("type", "issuing_province", "counter_province", "scenario", "route")
     }
@@ -26,9 +41,10 @@ def stats_document(raw: dict[str, int]) -> dict[str, Any]:
     for name, count in raw.items():
         kind, _, rest = name.partition("|")
         parts = rest.split("|")
-        if kind == "scans" and len(parts) == 5 and parts[4] in total:
-            lt, ip, cp, scenario, decision = parts
+        if kind == "scans" and len(parts) == 6 and parts[4] in total and parts[5] in kinds:
+            lt, ip, cp, scenario, decision, answer = parts
             total[decision] += count
+            kinds[answer][decision] += count
             for view, label in (
                 ("type", lt),
                 ("issuing_province", ip),
@@ -44,10 +60,11 @@ def stats_document(raw: dict[str, int]) -> dict[str, Any]:
                     "counter_province": cp,
                     "scenario": scenario,
                     "decision": decision,
+                    "kind": answer,
                     "count": count,
                 }
             )
-        elif kind == "reason" and len(parts) == 5:
+        elif kind == "reason" and len(parts) == 6:
             reasons[parts[4]] += count
             reasons_by_type[parts[0]][parts[4]] += count
         elif kind == "minute" and len(parts) == 2 and parts[1] in total:
@@ -55,7 +72,8 @@ def stats_document(raw: dict[str, int]) -> dict[str, Any]:
     scans = total["accepted"] + total["rejected"]
     return {
         "total": {**total, "scans": scans, "acceptance_rate": round(total["accepted"] / scans, 4) if scans else None},
-        "rescans": raw.get("rescans", 0),
+        "rescans": sum(kinds[RESCAN].values()),
+        "by_kind": kinds,
         **{f"by_{view}": dict(sorted(values.items())) for view, values in by.items()},
         "by_reason": dict(sorted(reasons.items(), key=lambda kv: -kv[1])),
         "reasons_by_type": {

@@ -5,14 +5,15 @@ Two adapters implement the state port with the same semantics, exercised by the 
 :class:`verifier.adapters.memory_store.MemoryStore` (one process, the embedded default) and
 :class:`verifier.adapters.redis_store.RedisStore` (shared by every instance).
 
-A commit is atomic: return the counter's cached scan of this token if there is one; otherwise
-check revocation, claim the token's one-time use if it was accepted, store the scan and count it.
+A commit is atomic: check the counter's rate; return the counter's cached answer for this token and
+business if there is one; otherwise check revocation, claim the token's one-time use if it was accepted
+(a claim this counter already holds settles as ALREADY_USED_HERE, another's as REPLAYED), and store the
+answer. Only final answers of verified tokens are committed (:attr:`verifier.core.decide.Decision.final`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
@@ -23,14 +24,16 @@ from verifier.core.trust import TrustList
 from verifier.errors import Finding
 
 # How a stored scan's outcome was settled by the store itself (first character of a stored record).
-AS_DECIDED, REPLAYED, REVOKED = "A", "P", "V"
+AS_DECIDED, REPLAYED, REVOKED, USED_HERE = "A", "P", "V", "H"
+_SETTLED_AS = {REPLAYED: "REPLAYED", REVOKED: "REVOKED", USED_HERE: "ALREADY_USED_HERE"}
 STATS_TTL = 2 * 24 * 3600  # per-minute buckets are kept two days
 
 
 @dataclass(frozen=True, slots=True)
 class ScanRecord:
     """One decided scan as stored: enough to answer again, never the token or the holder's data
-    beyond the masked view."""
+    beyond the masked view. ``licence_id`` is the licence's keyed identity (its revocation state is read
+    again whenever the scan is shown)."""
 
     scan_id: str
     counter: str
@@ -41,11 +44,12 @@ class ScanRecord:
     licence: dict[str, Any] | None
     operator: str | None = None
     serial_no: str | None = None
+    licence_id: str | None = None
 
     def to_json(self) -> str:
         """Compact JSON for storage."""
         fields = [self.scan_id, self.counter, self.scenario, self.checked_at, self.decision,
-                  self.reasons, self.licence, self.operator, self.serial_no]  # fmt: skip
+                  self.reasons, self.licence, self.operator, self.serial_no, self.licence_id]  # fmt: skip
         try:
             return orjson.dumps(fields).decode("utf-8")
         except TypeError:  # a lone surrogate in a client's field: the standard encoder writes what it can
@@ -55,20 +59,27 @@ class ScanRecord:
     def from_json(cls, text: str) -> ScanRecord:
         """The inverse of :meth:`to_json`."""
         f = orjson.loads(text)
-        return cls(f[0], f[1], f[2], f[3], f[4], tuple((c, d) for c, d in f[5]), f[6], f[7], f[8])
+        return cls(f[0], f[1], f[2], f[3], f[4], tuple((c, d) for c, d in f[5]), f[6], f[7], f[8], f[9])
 
     def with_licence(self, licence: dict[str, Any] | None) -> ScanRecord:
         """This record with another licence view (``dataclasses.replace`` costs a re-scan 2 µs more)."""
         return ScanRecord(self.scan_id, self.counter, self.scenario, self.checked_at, self.decision, self.reasons,
-                          licence, self.operator, self.serial_no)  # fmt: skip
+                          licence, self.operator, self.serial_no, self.licence_id)  # fmt: skip
 
     def settled(self, status: str) -> ScanRecord:
-        """This record as the store settled it: a replayed or revoked token is rejected."""
-        if status == REPLAYED:
-            return replace(self, decision="rejected", reasons=(("REPLAYED", ""),))
-        if status == REVOKED:
-            return replace(self, decision="rejected", reasons=(("REVOKED", ""),))
-        return self
+        """This record as the store settled it: a replayed, revoked or already used token is rejected."""
+        code = _SETTLED_AS.get(status)
+        return self if code is None else replace(self, decision="rejected", reasons=((code, ""),))
+
+
+@dataclass(frozen=True, slots=True)
+class Rate:
+    """How fast one counter may post scans, summed over every instance: ``per_second`` on average, with
+    ``burst`` at once (a generic cell rate algorithm: no counter is ever refused below that)."""
+
+    counter: str
+    per_second: float
+    burst: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,19 +119,19 @@ class AuditEvent:
 
 @dataclass(frozen=True, slots=True)
 class Commit:
-    """What a cold scan asks the store to do, atomically."""
+    """What a final answer asks the store to do, atomically."""
 
     record: ScanRecord
-    tag: str  # groups a licence's keys (one Redis Cluster slot)
-    digest: str  # of the token, for the per-counter cache
+    tag: str  # the licence's shard tag (one Redis Cluster slot), from its keyed identity
+    digest: str  # keyed digest of the token and the business, for the per-counter cache
     jti: str | None  # claimed only when the decision is accepted
-    revocation_key: str | None  # "type|province|licence number" as the token states it
-    stats_key: str  # "type|issuing province|counter province|scenario"
+    licence_id: str  # the licence's keyed identity: its revocation
     # Unix time (s) at which the claim and the cached result expire: derived from the token (its exp, plus
     # leeway and the largest clock skew allowed between instances), never from one instance's clock, so
     # no instance can still accept the token once its claim is gone.
     expires_at: int
     record_ttl: int  # seconds; never shorter than the claim lives
+    rate: Rate | None  # checked first, in the same step; None when this scan was already counted
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,24 +144,34 @@ class StoreHealth:
 
 
 class ScanStore(Protocol):
-    """The state port. Every method may raise :class:`verifier.errors.StoreUnavailableError`."""
+    """The state port. Every method may raise :class:`verifier.errors.StoreUnavailableError`; those that take
+    a :class:`Rate` raise :class:`verifier.errors.RateLimitedError` (and do nothing else) when the counter is
+    over it."""
 
     async def lookup(
-        self, tag: str, counter: str, digest: str, revocation_key: str | None
+        self, tag: str, counter: str, digest: str, licence_id: str, rate: Rate | None
     ) -> tuple[ScanRecord, bool] | None:
-        """This counter's cached scan of this token and whether its licence is revoked now."""
+        """This counter's cached answer for this token and business, and whether its licence is revoked now.
+        A REVOKED answer whose licence has since been restored is no answer: the scan is decided anew."""
 
     async def commit(self, commit: Commit) -> tuple[ScanRecord, bool, bool]:
-        """Store a cold scan; returns (record as settled, cached, revoked now)."""
+        """Store a final answer, or find the cached one; returns (record as settled, cached, revoked now)."""
 
-    async def get_scan(self, scan_id: str) -> ScanRecord | None:
-        """A stored scan by id."""
+    async def admit(self, rate: Rate) -> None:
+        """Only the rate: for an answer that is given but not stored."""
 
-    async def set_revoked(self, revocation_key: str, revoked: bool, reason: str) -> None:
-        """Revoke or restore a licence, for every instance at once."""
+    def count(self, fields: list[str]) -> None:
+        """Add one to each statistics field (``minute|YYYYMMDDHHMM|…`` fields are kept two days); may be
+        written to the store a moment later."""
+
+    async def get_scan(self, scan_id: str) -> tuple[ScanRecord, bool] | None:
+        """A stored scan by id, and whether its licence is revoked now."""
+
+    async def set_revoked(self, licence_id: str, revoked: bool, reason: str, ttl: int | None) -> None:
+        """Revoke (for ``ttl`` seconds, or for good with None) or restore a licence, for every instance at once."""
 
     async def stats(self) -> dict[str, int]:
-        """All counters: ``scans|…|decision``, ``reason|…|code``, ``rescans``, ``minute|…|decision``."""
+        """All statistics fields (:func:`verifier.core.stats.answer_fields`)."""
 
     async def health(self) -> StoreHealth:
         """Check, now, that the store can keep one-time use (memory policy, persistence or replica
@@ -163,22 +184,8 @@ class ScanStore(Protocol):
         """Release connections."""
 
 
-def stats_fields(record: ScanRecord, stats_key: str) -> list[str]:
-    """The statistics fields one decided scan increments."""
-    fields = [f"scans|{stats_key}|{record.decision}"]
-    fields += [f"reason|{stats_key}|{code}" for code, _ in record.reasons]
-    return fields
-
-
-def licence_tag(identity: str) -> str:
-    """A short tag for a licence (or, for a token naming none, its digest): every key of a scan
-    carries it, so they share one Redis Cluster slot. Keys name the full identity too, so tags
-    may collide harmlessly."""
-    return hashlib.sha256(identity.encode("utf-8")).hexdigest()[:10]
-
-
 def scan_tag(scan_id: str) -> str:
-    """Scan ids start with their licence's tag, so a scan can be found in its slot."""
+    """Scan ids start with their licence's shard tag, so a scan can be found in its slot."""
     return scan_id.split("-", 1)[0]
 
 

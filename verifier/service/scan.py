@@ -4,26 +4,33 @@ one-time use (一次一验), revocation and statistics. No HTTP here; :mod:`veri
 from __future__ import annotations
 
 import asyncio
-import base64
-import hashlib
 import json
 import logging
 import secrets
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from verifier.core.catalogue import PROVINCES, Catalogue, Counter
-from verifier.core.decide import DEFAULT_POLICY, Decision, Policy, decide, revocation_key
+from verifier.core.decide import DEFAULT_POLICY, Decision, Policy, decide
 from verifier.core.decision_view import expand_licence, stored_licence, timestamp, trusted_licence_view
+from verifier.core.identity import SHARD_TAGS, Identities, shard_tag
 from verifier.core.reasons import Reason
+from verifier.core.stats import FIRST, RESCAN, answer_fields
 from verifier.core.token import ParsedToken, parse
-from verifier.errors import Finding, StoreUnavailableError, StoreUnsafeError, TokenMalformedError
-from verifier.service.ports import REVOKED, Commit, ScanRecord, ScanStore, TrustSource, licence_tag
+from verifier.errors import (
+    Finding,
+    StoreUnavailableError,
+    StoreUnsafeError,
+    TokenMalformedError,
+    TrustNotLoadedError,
+)
+from verifier.service.ports import REVOKED, Commit, Rate, ScanRecord, ScanStore, TrustSource
 
 log = logging.getLogger("verifier")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,30 +52,13 @@ class Readiness:
     store: str
 
 
-@dataclass(frozen=True, slots=True)
-class _Identity:
-    """What a token claims to be, before its signature is checked: used only to find its keys."""
-
-    revocation_key: str | None
-    exp: int | None
-
-
-def _identity(parsed: ParsedToken | None, catalogue: Catalogue) -> _Identity:
-    if parsed is None:
-        return _Identity(None, None)
-    claims = parsed.claims
-    seq, province, number, exp = (claims.get(n) for n in ("lt", "prv", "no", "exp"))
+def _claimed_labels(parsed: ParsedToken | None, catalogue: Catalogue) -> tuple[str, str]:
+    """Statistics labels of a token whose signature did not verify: what it claims, where the catalogue knows
+    it, else ``-`` — so forged claims cannot grow the counters."""
+    claims = parsed.claims if parsed is not None else {}
+    seq, province = claims.get("lt"), claims.get("prv")
     licence_type = catalogue.licence_by_seq(seq) if type(seq) is int else None
-    known = licence_type is not None and isinstance(province, str) and isinstance(number, str)
-    return _Identity(
-        revocation_key(licence_type.code, province, number) if known else None,  # type: ignore[union-attr,arg-type]
-        exp if type(exp) is int else None,
-    )
-
-
-def token_digest(text: str) -> str:
-    """120 bits of SHA-256: names a token in cache keys without storing it."""
-    return base64.urlsafe_b64encode(hashlib.sha256(text.encode("utf-8")).digest()[:15]).decode("ascii")
+    return (licence_type.code if licence_type else "-"), (province if province in PROVINCES else "-")
 
 
 class ScanService:
@@ -84,6 +74,10 @@ class ScanService:
         clock: Callable[[], float] = time.time,
         record_ttl: int = 24 * 3600,
         max_clock_skew: int = 60,
+        identities: Identities | None = None,
+        counter_rate: float | None = None,
+        counter_burst: int = 30,
+        revocation_ttl: int | None = None,
         seen_capacity: int = 100_000,
     ) -> None:
         self.catalogue = catalogue
@@ -93,6 +87,12 @@ class ScanService:
         self.clock = clock
         self.record_ttl = record_ttl
         self.max_clock_skew = max_clock_skew
+        # Without a deployment secret (tests, the demo) this process keys identities with one of its own.
+        self.identities = identities or Identities(secrets.token_bytes(32))
+        self.revocation_ttl = revocation_ttl  # seconds a revocation is kept; None: for good
+        self._counter_rate = counter_rate  # scans/s per counter over every instance; None: no limit
+        self._counter_burst = counter_burst
+        self._rates: dict[str, Rate] = {}
         # What the last check of the store found (see check_store): while anything, no scan is decided.
         # Nothing is known before the first check, and that is a finding too.
         self._findings: tuple[Finding, ...] = (Finding("unchecked", "the store has not been checked yet"),)
@@ -100,40 +100,49 @@ class ScanService:
         self._check_lock = asyncio.Lock()
         self._trouble = asyncio.Event()  # set when a finding appears, so the periodic check looks at once
         self.clock_offset: float | None = None  # the store's clock minus this instance's, at the last check
-        # Tokens this process has scanned per counter: a re-scan asks the store first and skips
-        # verification; a token new to this process is verified, and the commit still returns the
-        # cached scan if another instance made one. Bounded, oldest forgotten first. Each entry keeps
-        # the token's revocation identity ("" for none), so a re-scan needs no parsing either.
+        # Tokens this process has stored an answer for, per counter and business: a re-scan asks the store
+        # first and skips verification; a token new to this process is verified, and the commit still
+        # returns the cached answer if another instance stored one. Bounded, oldest forgotten first. Each
+        # entry keeps the licence's keyed identity, so a re-scan needs no parsing either.
         self._seen: OrderedDict[str, str] = OrderedDict()
         self._seen_capacity = seen_capacity
+        self._minute = (-1, "")
 
     async def scan(
-        self, counter: Counter, token: str, scenario: str, *, operator: str | None = None, serial_no: str | None = None
+        self,
+        counter: Counter,
+        token: str,
+        scenario: str,
+        *,
+        operator: str | None = None,
+        serial_no: str | None = None,
+        item: str | None = None,
     ) -> ScanResult:
-        """Decide one scan. Raises :class:`verifier.errors.StoreUnavailableError` when the store
-        cannot be reached, :class:`verifier.errors.StoreUnsafeError` when it cannot keep one-time use —
-        never an acceptance without the one-time-use and revocation checks."""
+        """Decide one scan. Raises :class:`verifier.errors.StoreUnavailableError` when the store cannot be
+        reached, :class:`verifier.errors.StoreUnsafeError` when it cannot keep one-time use,
+        :class:`verifier.errors.TrustNotLoadedError` before any trust list is loaded — never an acceptance
+        without the one-time-use and revocation checks, never a rejection that only means "not checked" — and
+        :class:`verifier.errors.RateLimitedError` when the counter posts faster than its rate."""
         if self._findings:
             raise StoreUnsafeError(self._findings)
+        if not self.trust.loaded:
+            raise TrustNotLoadedError("信任列表尚未加载，暂时无法核验 / the trust list is not loaded yet")
         now = self.clock()
-        # The result cache is per counter, business and token: a re-scan for another business is decided anew.
-        digest = token_digest(f"{scenario}\n{token}")
+        # One code, one business: the cache is per counter, business, serial number and token, so the same
+        # code for another business misses it, and its claim — held by this counter — answers ALREADY_USED_HERE.
+        digest = self.identities.token(f"{scenario}\n{serial_no or ''}\n{item or ''}\n{token}")
         seen_key = f"{counter.id}\n{digest}"
-        known = self._seen.get(seen_key)
-        if known is not None:
-            try:
-                found = await self.store.lookup(licence_tag(known or digest), counter.id, digest, known or None)
-            except StoreUnavailableError as exc:
-                self._lost_store(exc)
-                raise
+        rate = self._rate(counter.id)
+        licence_id = self._seen.get(seen_key)
+        if licence_id is not None:
+            found = await self._guarded(self.store.lookup(shard_tag(licence_id), counter.id, digest, licence_id, rate))
             if found is not None:
-                return self._result(found[0], cached=True, revoked=found[1])
+                return self._answered(found[0], counter, RESCAN, now, revoked=found[1])
+            rate = None  # counted by the lookup
         try:
             parsed: ParsedToken | None = parse(token)
         except TokenMalformedError:
             parsed = None  # decide() names what is wrong with it
-        identity = _identity(parsed, self.catalogue)
-        tag = licence_tag(identity.revocation_key or digest)
 
         def decide_now() -> Decision:
             return decide(
@@ -149,27 +158,59 @@ class ScanService:
         decision = decide_now()
         if any(r.code == "KEY_UNKNOWN" for r in decision.reasons) and await self.trust.refresh_for_unknown_kid():
             decision = decide_now()  # the trust list may now know the key: a rotation needs no restart
-        record = self._record(decision, counter, scenario, now, tag, operator=operator, serial_no=serial_no)
-        expires_at = self._claim_expiry(decision.expires_at or identity.exp, now)
         licence = decision.licence
-        stats_type, stats_province = self._stats_labels(decision, identity)
+        if licence is None or not decision.final:
+            # Not stored, not cached: an unverified token leaves no trace but its count (a flood of junk cannot
+            # fill the store), and an answer that time or a trust-list refresh can change is given anew next time.
+            if rate is not None:
+                await self._guarded(self.store.admit(rate))
+            labels = (licence.type, licence.province) if licence else _claimed_labels(parsed, self.catalogue)
+            record = self._record(
+                decision,
+                counter,
+                scenario,
+                now,
+                tag=secrets.choice(SHARD_TAGS),
+                licence_id=None,
+                operator=operator,
+                serial_no=serial_no,
+            )
+            return self._answered(record, counter, FIRST, now, labels=labels)
+        licence_id = self.identities.licence(licence.type, licence.province, licence.licence_no)
+        tag = shard_tag(licence_id)
+        record = self._record(
+            decision, counter, scenario, now, tag=tag, licence_id=licence_id, operator=operator, serial_no=serial_no
+        )
+        expires_at = self._claim_expiry(decision.expires_at, now)
         commit = Commit(
             record=record,
             tag=tag,
             digest=digest,
             jti=decision.jti if decision.accepted else None,
-            revocation_key=licence.revocation_key if licence else identity.revocation_key,
-            stats_key=f"{stats_type}|{stats_province}|{counter.province}|{scenario}",
+            licence_id=licence_id,
             expires_at=expires_at,
             record_ttl=max(self.record_ttl, expires_at - int(now)),
+            rate=rate,
         )
+        stored, cached, revoked = await self._guarded(self.store.commit(commit))
+        self._remember(seen_key, licence_id)
+        return self._answered(stored, counter, RESCAN if cached else FIRST, now, revoked=revoked)
+
+    def _rate(self, counter: str) -> Rate | None:
+        if self._counter_rate is None:
+            return None
+        rate = self._rates.get(counter)
+        if rate is None:
+            rate = self._rates[counter] = Rate(counter, self._counter_rate, self._counter_burst)
+        return rate
+
+    async def _guarded(self, call: Awaitable[T]) -> T:
+        """A store call; losing the store stops every scan until a check has looked at it again."""
         try:
-            stored, cached, revoked = await self.store.commit(commit)
+            return await call
         except StoreUnavailableError as exc:
             self._lost_store(exc)
             raise
-        self._remember(seen_key, identity.revocation_key or "")
-        return self._result(stored, cached=cached, revoked=revoked)
 
     def _claim_expiry(self, exp: int | None, now: float) -> int:
         """When the claim and the cached result expire (Unix s): after every instance has stopped accepting
@@ -181,18 +222,11 @@ class ScanService:
         until = latest if exp is None else min(exp, latest)
         return max(until + self.policy.leeway + self.max_clock_skew, int(now) + 1)
 
-    def _remember(self, key: str, identity: str) -> None:
-        self._seen[key] = identity
+    def _remember(self, key: str, licence_id: str) -> None:
+        self._seen[key] = licence_id
         self._seen.move_to_end(key)
         if len(self._seen) > self._seen_capacity:
             self._seen.popitem(last=False)
-
-    def _stats_labels(self, decision: Decision, identity: _Identity) -> tuple[str, str]:
-        """Statistics labels: only values from the catalogue, so forged claims cannot grow the counters."""
-        if decision.licence is not None:
-            return decision.licence.type, decision.licence.province
-        lt, prv, _ = (identity.revocation_key or "-|-|").split("|", 2)
-        return (lt if lt in self.catalogue.licences else "-"), (prv if prv in PROVINCES else "-")
 
     def _record(
         self,
@@ -200,14 +234,15 @@ class ScanService:
         counter: Counter,
         scenario: str,
         now: float,
-        tag: str,
         *,
+        tag: str,
+        licence_id: str | None,
         operator: str | None,
         serial_no: str | None,
     ) -> ScanRecord:
         view = trusted_licence_view(decision, self.catalogue)
         return ScanRecord(
-            scan_id=f"{tag}-{secrets.token_urlsafe(9)}",
+            scan_id=f"{tag}-{secrets.token_urlsafe(12)}",  # nothing of the licence: its tag is one of sixteen
             counter=counter.id,
             scenario=scenario,
             checked_at=timestamp(now),
@@ -216,31 +251,53 @@ class ScanService:
             licence=stored_licence(view) if view else None,
             operator=operator,
             serial_no=serial_no,
+            licence_id=licence_id,
         )
 
-    def _result(self, record: ScanRecord, *, cached: bool, revoked: bool) -> ScanResult:
+    def _answered(
+        self,
+        record: ScanRecord,
+        counter: Counter,
+        kind: str,
+        now: float,
+        *,
+        revoked: bool = False,
+        labels: tuple[str, str] | None = None,
+    ) -> ScanResult:
+        """The answer the counter gets, counted in the statistics as it is given: a cached acceptance of a
+        licence revoked since is answered (and counted) REVOKED."""
         if revoked and record.decision == "accepted":
             record = record.settled(REVOKED)
         record = self._expanded(record)
         licence = record.licence or {}
-        return ScanResult(record, cached, licence.get("type", "-"), licence.get("issuing_province", "-"))
+        licence_type, province = licence.get("type", "-"), licence.get("issuing_province", "-")
+        stat_type, stat_province = labels or (licence_type, province)
+        minute = int(now // 60)
+        if minute != self._minute[0]:
+            self._minute = (minute, time.strftime("%Y%m%d%H%M", time.gmtime(minute * 60)))
+        labels_key = f"{stat_type}|{stat_province}|{counter.province}|{record.scenario}"
+        self.store.count(answer_fields(record.decision, record.reasons, labels_key, kind, self._minute[1]))
+        return ScanResult(record, kind == RESCAN, licence_type, province)
 
     def _expanded(self, record: ScanRecord) -> ScanRecord:
         """The record with its licence view whole again (the store keeps only the token's part)."""
         return record.with_licence(expand_licence(record.licence, self.catalogue)) if record.licence else record
 
     async def get_scan(self, scan_id: str) -> ScanRecord | None:
-        """A stored scan by id, as it was answered."""
-        record = await self.store.get_scan(scan_id)
-        return None if record is None else self._expanded(record)
+        """A stored scan by id, as it would be answered now: an acceptance of a licence revoked since is REVOKED."""
+        found = await self.store.get_scan(scan_id)
+        if found is None:
+            return None
+        record, revoked = found
+        return self._expanded(record.settled(REVOKED) if revoked and record.decision == "accepted" else record)
 
     async def revoke(
         self, licence_type: str, province: str, licence_no: str, *, reason: str, restore: bool = False
-    ) -> str:
-        """Revoke (or restore) a licence; cached acceptances stop at their next scan, everywhere."""
-        key = revocation_key(licence_type, province, licence_no)
-        await self.store.set_revoked(key, not restore, reason)
-        return key
+    ) -> None:
+        """Revoke (or restore) a licence; cached acceptances stop at their next scan, everywhere, and a restore
+        lets a code answered REVOKED be decided anew."""
+        licence_id = self.identities.licence(licence_type, province, licence_no)
+        await self.store.set_revoked(licence_id, not restore, reason[:200], self.revocation_ttl)
 
     async def stats(self) -> dict[str, int]:
         """The statistics counters (:meth:`verifier.service.ports.ScanStore.stats`)."""

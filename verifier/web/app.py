@@ -17,8 +17,10 @@ from verifier.adapters.catalogue_files import load_catalogue
 from verifier.adapters.memory_store import MemoryStore
 from verifier.adapters.paths import state_dir
 from verifier.adapters.redis_store import RedisStore
+from verifier.adapters.secret import load_secret
 from verifier.adapters.trust_source import JwksTrustSource
 from verifier.core.catalogue import Catalogue
+from verifier.core.identity import Identities
 from verifier.service.ports import ScanStore, TrustSource
 from verifier.service.scan import ScanService
 from verifier.service.settings import Settings
@@ -103,6 +105,10 @@ def create_app(
             clock=clock or time.time,
             record_ttl=settings.record_ttl,
             max_clock_skew=settings.max_clock_skew,
+            identities=Identities(load_secret(settings.secret_file)),
+            counter_rate=settings.counter_rate or None,
+            counter_burst=settings.counter_burst,
+            revocation_ttl=settings.revocation_days * 86400 or None,
         )
         app[appkeys.SERVICE] = service
         if settings.allow_volatile_store and settings.redis_url is not None:

@@ -11,6 +11,10 @@ const PLAIN = {
     "此亮证码已在其他窗口使用过（一次一验），请持证人在APP中重新亮证",
     "This code was already used at another counter (one-time use); ask the holder to show the licence again",
   ],
+  ALREADY_USED_HERE: [
+    "此亮证码已在本窗口用于其他业务或其他业务流水号，办理新业务请持证人在APP中重新亮证",
+    "This code was already used at this counter for another business or serial number; ask for a fresh code",
+  ],
   TOKEN_EXPIRED: ["亮证码已过期，请持证人在APP中刷新后重新亮证", "The code has expired; ask the holder to refresh it"],
 };
 
