@@ -86,7 +86,7 @@ async def test_first_commit_is_fresh_and_second_is_cached(store: ScanStore) -> N
     again, cached, _ = await store.commit(commit(record("b", "c1")))
     assert cached is True
     assert again.scan_id == first.scan_id
-    found = await store.lookup(TAG, "c1", "d1", RK, None)
+    found = await store.lookup(TAG, "c1", "d1", RK, rate=None, operator=None)
     assert found is not None
     assert found[0].scan_id == first.scan_id
 
@@ -94,7 +94,7 @@ async def test_first_commit_is_fresh_and_second_is_cached(store: ScanStore) -> N
 async def test_lookup_misses_for_another_counter(store: ScanStore) -> None:
     """The result cache is per counter."""
     await store.commit(commit(record("a", "c1")))
-    assert await store.lookup(TAG, "c2", "d1", RK, None) is None
+    assert await store.lookup(TAG, "c2", "d1", RK, rate=None, operator=None) is None
 
 
 async def test_accepted_token_at_second_counter_is_replayed(store: ScanStore) -> None:
@@ -132,7 +132,7 @@ async def test_revoked_licence_is_rejected_and_cached_acceptance_reports_revocat
     """Revocation rejects a fresh scan, and a cached acceptance reports the licence revoked."""
     await store.commit(commit(record("a", "c1")))
     await store.set_revoked(RK, True, "lost", None)
-    found = await store.lookup(TAG, "c1", "d1", RK, None)
+    found = await store.lookup(TAG, "c1", "d1", RK, rate=None, operator=None)
     assert found is not None
     assert found[1] is True
     fresh, _, revoked = await store.commit(commit(record("b", "c2"), digest="d2", jti="j2"))
@@ -149,11 +149,11 @@ async def test_restore_clears_a_cached_revoked_answer(store: ScanStore) -> None:
     await store.set_revoked(RK, True, "lost", None)
     first, _, _ = await store.commit(commit(record("a", "c1")))
     assert first.reasons == (("REVOKED", ""),)
-    found = await store.lookup(TAG, "c1", "d1", RK, None)
+    found = await store.lookup(TAG, "c1", "d1", RK, rate=None, operator=None)
     assert found is not None
     assert found[0].reasons == (("REVOKED", ""),)
     await store.set_revoked(RK, False, "", None)
-    assert await store.lookup(TAG, "c1", "d1", RK, None) is None
+    assert await store.lookup(TAG, "c1", "d1", RK, rate=None, operator=None) is None
     anew, cached, _ = await store.commit(commit(record("b", "c1")))
     assert (anew.scan_id, anew.decision, cached) == (record("b", "c1").scan_id, "accepted", False)
 
@@ -185,15 +185,15 @@ async def test_rate_admits_the_burst_then_refuses_with_the_wait(store: ScanStore
     """A counter may post its burst at once; the next is refused with the time to wait (about one interval),
     and a refused commit stores nothing; another counter has its own budget."""
     rate = Rate("c1", per_second=2, burst=3)
-    for _ in range(3):
-        await store.admit(rate)
+    for n in range(3):
+        await store.note(TAG, record(f"n{n}", "c1", "rejected"), rate)
     with pytest.raises(RateLimitedError) as over:
         await store.commit(commit(record("a", "c1"), rate=rate))
     assert 0.2 < over.value.retry_after <= 0.5
-    assert await store.lookup(TAG, "c1", "d1", RK, None) is None
+    assert await store.lookup(TAG, "c1", "d1", RK, rate=None, operator=None) is None
     with pytest.raises(RateLimitedError):
-        await store.lookup(TAG, "c1", "d1", RK, rate)
-    await store.admit(Rate("c2", per_second=2, burst=3))
+        await store.lookup(TAG, "c1", "d1", RK, rate=rate, operator=None)
+    await store.note(TAG, record("n9", "c2", "rejected"), Rate("c2", per_second=2, burst=3))
 
 
 async def test_counts_add_up_and_minutes_are_kept_apart(store: ScanStore) -> None:
@@ -225,11 +225,11 @@ async def test_memory_store_forgets_at_the_commits_expiry() -> None:
     store = MemoryStore(clock=lambda: now[0])
     await store.commit(commit(record("a", "c1"), expires_at=1300))
     now[0] = 1299.5
-    assert await store.lookup(TAG, "c1", "d1", RK, None) is not None
+    assert await store.lookup(TAG, "c1", "d1", RK, rate=None, operator=None) is not None
     replay, _, _ = await store.commit(commit(record("b", "c2"), digest="d2"))
     assert replay.reasons == (("REPLAYED", ""),)
     now[0] = 1300
-    assert await store.lookup(TAG, "c1", "d1", RK, None) is None
+    assert await store.lookup(TAG, "c1", "d1", RK, rate=None, operator=None) is None
 
 
 @pytest.mark.redis
@@ -283,7 +283,7 @@ async def test_redis_unable_to_write_is_unavailable_and_a_wrong_key_type_is_a_fa
     try:
         await client.hset(f"cy:{{{TAG}}}:c:c9:d9", "not", "a string")  # where the cache expects a scan id
         with pytest.raises(ResponseError) as fault:
-            await store.lookup(TAG, "c9", "d9", RK, None)
+            await store.lookup(TAG, "c9", "d9", RK, rate=None, operator=None)
         assert not isinstance(fault.value, StoreUnavailableError)
         assert "WRONGTYPE" in str(fault.value)
         await client.config_set("maxmemory", 1)  # noeviction: every write is refused

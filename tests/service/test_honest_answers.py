@@ -5,82 +5,17 @@ restore and revocation show in every later answer, and the statistics count ever
 from __future__ import annotations
 
 import dataclasses
-import time
-from collections.abc import AsyncIterator
-from typing import Any
 
 import pytest
-from redis.asyncio import Redis
 
 from tests.forge import split
-from tests.redis_server import RedisServer
 from tests.scenes import Scene
-from verifier.adapters.memory_store import MemoryStore
-from verifier.adapters.redis_store import RedisStore
-from verifier.core.catalogue import Counter
-from verifier.core.identity import SHARD_TAGS, Identities
+from tests.service.desk import NOTARY_2, Desk, SwappableTrust
+from verifier.core.identity import SHARD_TAGS
 from verifier.core.stats import stats_document
-from verifier.core.trust import TrustList
 from verifier.errors import RateLimitedError, TrustNotLoadedError
 from verifier.service.ports import ScanStore
-from verifier.service.scan import ScanResult, ScanService
-
-NOTARY = "cq-notary-zhixin-01"
-NOTARY_2 = "cq-notary-zhixin-02"
-SCENARIO = "notary-driving-licence"
-
-
-class SwappableTrust:
-    """The trust-list port over a list the test changes, as a refresh would."""
-
-    def __init__(self, current: TrustList) -> None:
-        self.current = current
-
-    @property
-    def loaded(self) -> bool:
-        """Loaded once it holds a key."""
-        return bool(self.current.keys)
-
-    async def refresh_for_unknown_kid(self) -> bool:
-        """Nothing new to fetch: the test swaps the list itself."""
-        return False
-
-
-@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
-async def store(request: pytest.FixtureRequest) -> AsyncIterator[ScanStore]:
-    """Each adapter in turn; Redis on an emptied database of the session's server."""
-    if request.param == "memory":
-        yield MemoryStore()
-        return
-    redis_server: RedisServer = request.getfixturevalue("redis_server")
-    client = Redis.from_url(redis_server.url)
-    await client.flushdb()
-    await client.aclose()
-    adapter = RedisStore.from_url(redis_server.url, allow_volatile=True)
-    yield adapter
-    await adapter.close()
-
-
-class Desk:
-    """A scan service on ``store`` with a clock the test moves, and the counters it scans at."""
-
-    def __init__(self, scene: Scene, store: ScanStore, trust: Any = None, **options: Any) -> None:
-        self.scene = scene
-        self.now = time.time()
-        self.trust = trust or SwappableTrust(scene.keyring.trust_list())
-        self.service = ScanService(
-            scene.catalogue, self.trust, store, clock=lambda: self.now, identities=Identities(b"s" * 32), **options
-        )
-
-    def counter(self, counter_id: str = NOTARY) -> Counter:
-        """A counter of the registry."""
-        return self.scene.catalogue.counters[counter_id]
-
-    async def scan(self, token: str, counter: str = NOTARY, scenario: str = SCENARIO, **fields: Any) -> ScanResult:
-        """One scan, the store checked first (a service decides nothing on an unchecked store)."""
-        if self.service.findings:
-            await self.service.check_store()
-        return await self.service.scan(self.counter(counter), token, scenario, **fields)
+from verifier.service.scan import ScanResult
 
 
 def codes(result: ScanResult) -> list[str]:

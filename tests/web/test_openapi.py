@@ -108,15 +108,15 @@ class FlakyStore(MemoryStore):
         if self.down:
             raise StoreUnavailableError("connection refused (test)")
 
-    async def lookup(self, tag: str, counter: str, digest: str, licence_id: str, rate: Any) -> Any:
+    async def lookup(self, tag: str, counter: str, digest: str, licence_id: str, *, rate: Any, operator: Any) -> Any:
         """See :meth:`MemoryStore.lookup`."""
         self._check()
-        return await super().lookup(tag, counter, digest, licence_id, rate)
+        return await super().lookup(tag, counter, digest, licence_id, rate=rate, operator=operator)
 
-    async def admit(self, rate: Any) -> None:
-        """See :meth:`MemoryStore.admit`."""
+    async def note(self, tag: str, record: ScanRecord, rate: Any) -> None:
+        """See :meth:`MemoryStore.note`."""
         self._check()
-        await super().admit(rate)
+        await super().note(tag, record, rate)
 
     async def commit(self, commit: Any) -> Any:
         """See :meth:`MemoryStore.commit`."""

@@ -54,11 +54,11 @@ class Shell:
 class DownStore(MemoryStore):
     """An embedded store that cannot be reached."""
 
-    async def lookup(self, tag: str, counter: str, digest: str, licence_id: str, rate: Any) -> Any:
+    async def lookup(self, tag: str, counter: str, digest: str, licence_id: str, *, rate: Any, operator: Any) -> Any:
         """Unreachable."""
         raise StoreUnavailableError("connection refused (test)")
 
-    async def admit(self, rate: Any) -> None:
+    async def note(self, tag: str, record: Any, rate: Any) -> None:
         """Unreachable."""
         raise StoreUnavailableError("connection refused (test)")
 

@@ -4,21 +4,27 @@ exit; the embedded default and the demo's store."""
 from __future__ import annotations
 
 import math
+import secrets
 import time
+from collections import deque
 from collections.abc import Callable
 
+from verifier.core.decision_view import timestamp
 from verifier.errors import RateLimitedError
 from verifier.service.ports import (
     AS_DECIDED,
     REPLAYED,
     REVOKED,
     USED_HERE,
+    AuditEvent,
     Commit,
     Rate,
     ScanRecord,
     StoreHealth,
+    audit_event,
 )
 
+AUDIT_BOUND = 100_000  # audit events kept for the writer at most
 _SWEEP_FROM = 10_000  # the embedded store looks for expired entries once it holds more than this
 
 
@@ -30,6 +36,11 @@ class MemoryStore:
         self._values: dict[str, tuple[str, float]] = {}  # key -> (value, expires at)
         self._sweep_above = _SWEEP_FROM
         self._stats: dict[str, int] = {}
+        # Every answer's audit event, for the trail's writer to take from the left; the oldest are dropped
+        # beyond the bound, as a Redis stream trims them.
+        self.audit_events: deque[AuditEvent] = deque(maxlen=AUDIT_BOUND)
+        self._answers = 0
+        self._run = secrets.token_hex(6)  # answer ids unique across restarts of this process too
 
     def _get(self, key: str) -> str | None:
         item = self._values.get(key)
@@ -52,8 +63,10 @@ class MemoryStore:
     def _revoked(self, licence_id: str) -> bool:
         return self._get(f"v:{licence_id}") is not None
 
-    async def admit(self, rate: Rate) -> None:
-        """See :meth:`ScanStore.admit`: the same cell rate algorithm as the Redis store's script."""
+    def _admit(self, rate: Rate | None) -> None:
+        """The same cell rate algorithm as the Redis store's script."""
+        if rate is None:
+            return
         key = f"r:{rate.counter}"
         now = self._clock()
         interval = 1 / rate.per_second
@@ -62,12 +75,31 @@ class MemoryStore:
             raise RateLimitedError(rate.counter, after - now - interval * rate.burst)
         self._set_until(key, repr(after), after)
 
+    def _audit(self, stored: str, *, cached: bool, revoked: bool, operator: str | None) -> None:
+        self._answers += 1
+        at = timestamp(self._clock())
+        self.audit_events.append(
+            audit_event(f"m/{self._run}/{self._answers}", at, stored, cached=cached, revoked=revoked, operator=operator)
+        )
+
+    async def note(self, tag: str, record: ScanRecord, rate: Rate | None) -> None:
+        """See :meth:`ScanStore.note`."""
+        self._admit(rate)
+        self._audit(AS_DECIDED + record.to_json(), cached=False, revoked=False, operator=record.operator)
+
     async def lookup(
-        self, tag: str, counter: str, digest: str, licence_id: str, rate: Rate | None
+        self, tag: str, counter: str, digest: str, licence_id: str, *, rate: Rate | None, operator: str | None
     ) -> tuple[ScanRecord, bool] | None:
         """See :meth:`ScanStore.lookup`."""
-        if rate is not None:
-            await self.admit(rate)
+        self._admit(rate)
+        found = self._cached(counter, digest, licence_id)
+        if found is not None:
+            self._audit(found[0], cached=True, revoked=found[1], operator=operator)
+            return ScanRecord.from_json(found[0][1:]).settled(found[0][0]), found[1]
+        return None
+
+    def _cached(self, counter: str, digest: str, licence_id: str) -> tuple[str, bool] | None:
+        """The stored answer (status and record) this counter has for this digest, and revoked now."""
         scan_id = self._get(f"c:{counter}:{digest}")
         stored = self._get(f"s:{scan_id}") if scan_id else None
         if stored is None:
@@ -75,12 +107,14 @@ class MemoryStore:
         revoked = self._revoked(licence_id)
         if stored[0] == REVOKED and not revoked:
             return None  # the licence was restored since: decide anew
-        return ScanRecord.from_json(stored[1:]).settled(stored[0]), revoked
+        return stored, revoked
 
     async def commit(self, commit: Commit) -> tuple[ScanRecord, bool, bool]:
         """See :meth:`ScanStore.commit`."""
         record = commit.record
-        found = await self.lookup(commit.tag, record.counter, commit.digest, commit.licence_id, commit.rate)
+        found = await self.lookup(
+            commit.tag, record.counter, commit.digest, commit.licence_id, rate=commit.rate, operator=record.operator
+        )
         if found is not None:
             return found[0], True, found[1]
         if len(self._values) > self._sweep_above:
@@ -102,6 +136,7 @@ class MemoryStore:
                     self._set_until(claim, record.counter, commit.expires_at)
         self._set_until(f"s:{record.scan_id}", status + record.to_json(), self._clock() + commit.record_ttl)
         self._set_until(f"c:{record.counter}:{commit.digest}", record.scan_id, commit.expires_at)
+        self._audit(status + record.to_json(), cached=False, revoked=revoked, operator=record.operator)
         return record.settled(status), False, revoked
 
     def count(self, fields: list[str]) -> None:

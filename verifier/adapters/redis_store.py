@@ -38,17 +38,20 @@ from verifier.adapters.redis_pipe import RedisPipe
 from verifier.adapters.redis_stats import StatsBuffer
 from verifier.core.identity import shard_tag
 from verifier.errors import Finding, RateLimitedError, StoreUnavailableError
-from verifier.service.ports import Commit, Rate, ScanRecord, StoreHealth, scan_tag
+from verifier.service.ports import AS_DECIDED, Commit, Rate, ScanRecord, StoreHealth, scan_tag
 
-# The scan script. ARGV: 1 mode 'admit'|'lookup'|'commit', 2 the counter's rate as µs per scan ('' for no
+# The scan script. ARGV: 1 mode 'note'|'lookup'|'commit', 2 the counter's rate as µs per scan ('' for no
 # rate check), 3 the burst in µs (scans × µs per scan), 4 '1' to touch a cached answer, 5 record key prefix,
-# then for a commit: 6 record, 7 counter, 8 claim and cache expiry (Unix s), 9 record TTL, 10 decision,
-# 11 scan id, 12 '1' to claim the jti.
-# KEYS: 1 cache (c), 2 revocation (v), 3 one-time claim (j), 4 record (s) — one licence's, so one Cluster
-# slot — and, last, with a rate, the counter's rate key (one Redis or Sentinel only: a cluster checks the
-# rate in an 'admit' call of its own, the key being in another slot). An admit sends the rate key only.
+# 6 this answer's operator ('' for none), 7 the audit stream's bound, 8 the record (for a note: the answer,
+# not stored), then for a commit: 9 counter, 10 claim and cache expiry (Unix s), 11 record TTL, 12 decision,
+# 13 scan id, 14 '1' to claim the jti.
+# KEYS: 1 the shard's audit stream, 2 cache (c), 3 revocation (v), 4 one-time claim (j), 5 record (s) — one
+# shard's, so one Cluster slot — and, last, with a rate, the counter's rate key (one Redis or Sentinel only:
+# a cluster checks the rate in a 'rate' call of its own, the key being in another slot). A note sends the
+# stream only.
 # The rate is a generic cell rate algorithm on Redis's clock, so every instance counts against one budget;
-# over it, nothing else is done and the answer is {-1, µs to wait}.
+# over it, nothing else is done and the answer is {-1, µs to wait}. Every answer given appends its audit event
+# to the stream in the same step (verifier.service.ports.audit_event_from_stream reads it back).
 # Touch (with --min-replica-acks): a cached answer is rewritten unchanged, so the WAIT behind it covers it
 # and, the replication stream being ordered, the claim written before it by whichever instance. A claim held
 # by this counter already settles as 'H' (ALREADY_USED_HERE), by another as 'P' (REPLAYED). The statistics
@@ -62,30 +65,39 @@ if ARGV[2] ~= '' then
   if after - now > tonumber(ARGV[3]) then return {-1, after - now - tonumber(ARGV[3])} end
   redis.call('SET', key, string.format('%.0f', after), 'PX', math.ceil((after - now) / 1000) + 1)
 end
-if ARGV[1] == 'admit' then return {0} end
-local sid = redis.call('GET', KEYS[1])
+local function audit(rec, cached, revoked)
+  redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[7], '*', 'r', rec, 'k', cached, 'v', revoked, 'o', ARGV[6])
+end
+if ARGV[1] == 'rate' then return {0} end
+if ARGV[1] == 'note' then
+  audit(ARGV[8], '0', '0')
+  return {0}
+end
+local sid = redis.call('GET', KEYS[2])
 if sid then
   local rec = redis.call('GET', ARGV[5] .. sid)
   if rec then
-    local revoked = redis.call('EXISTS', KEYS[2])
+    local revoked = redis.call('EXISTS', KEYS[3])
     if string.sub(rec, 1, 1) ~= 'V' or revoked == 1 then
-      if ARGV[4] == '1' then redis.call('SET', KEYS[1], sid, 'KEEPTTL') end
+      if ARGV[4] == '1' then redis.call('SET', KEYS[2], sid, 'KEEPTTL') end
+      audit(rec, '1', tostring(revoked))
       return {1, rec, revoked}
     end
   end
 end
 if ARGV[1] == 'lookup' then return {0} end
-local revoked = redis.call('EXISTS', KEYS[2])
+local revoked = redis.call('EXISTS', KEYS[3])
 local status = 'A'
-if ARGV[10] == 'accepted' then
+if ARGV[12] == 'accepted' then
   if revoked == 1 then
     status = 'V'
-  elseif ARGV[12] == '1' and not redis.call('SET', KEYS[3], ARGV[7], 'NX', 'EXAT', ARGV[8]) then
-    status = redis.call('GET', KEYS[3]) == ARGV[7] and 'H' or 'P'
+  elseif ARGV[14] == '1' and not redis.call('SET', KEYS[4], ARGV[9], 'NX', 'EXAT', ARGV[10]) then
+    status = redis.call('GET', KEYS[4]) == ARGV[9] and 'H' or 'P'
   end
 end
-redis.call('SET', KEYS[4], status .. ARGV[6], 'EX', ARGV[9])
-redis.call('SET', KEYS[1], ARGV[11], 'EXAT', ARGV[8])
+redis.call('SET', KEYS[5], status .. ARGV[8], 'EX', ARGV[11])
+redis.call('SET', KEYS[2], ARGV[13], 'EXAT', ARGV[10])
+audit(status .. ARGV[8], '0', tostring(revoked))
 return {0, status, revoked}
 """
 # Redis cannot serve the scan now (503, retry later). Any other error reply (WRONGTYPE, a script error…)
@@ -102,6 +114,9 @@ _UNAVAILABLE = (
     redis_errors.RedisClusterException,  # a slot no node covers, a cluster not reached
     OSError,
 )
+# Entries each shard's audit stream keeps at most (about: MAXLEN ~), so a trail writer that is down cannot
+# fill Redis: sixteen shards × 20,000 entries of about 600 bytes, some 200 MB, hours of a busy province.
+AUDIT_BOUND = 20_000
 _SCAN_SHA = hashlib.sha1(_SCAN_SCRIPT.encode("utf-8")).hexdigest()  # noqa: S324 - Redis names scripts by SHA-1
 
 
@@ -119,6 +134,7 @@ class RedisStore:
         replica_ack_timeout: float = 0.5,
         allow_volatile: bool = False,
         stats_interval: float = 1.0,
+        audit_bound: int = AUDIT_BOUND,
     ) -> None:
         self._pipe = pipe
         self._prefix = prefix
@@ -127,6 +143,7 @@ class RedisStore:
         self._allow_volatile = allow_volatile
         self._stats = StatsBuffer(self._call, prefix, interval=stats_interval)
         self._cluster = isinstance(pipe, ClusterCalls)
+        self._audit_bound = audit_bound
 
     @classmethod
     def from_url(
@@ -188,36 +205,44 @@ class RedisStore:
         interval = max(1, round(1_000_000 / rate.per_second))
         return [f"{self._prefix}r:{{{rate.counter}}}"], [interval, interval * rate.burst]
 
-    async def _scan_script(self, keys: list[str], args: list[str | int], rate: Rate | None) -> list[Any]:
-        """The scan script with the counter's rate checked first: in the same call on one Redis, in a call of
-        its own before it on a cluster (the rate key lives in another slot)."""
+    async def _scan_script(
+        self, tag: str, keys: list[str], mode: str, args: list[str | int], rate: Rate | None
+    ) -> list[Any]:
+        """The scan script on one shard's keys (the audit stream first), with the counter's rate checked first:
+        in the same call on one Redis, in a call of its own before it on a cluster (the rate key lives in
+        another slot). ``args`` are the script's from its fourth on."""
         if rate is not None and self._cluster:
-            await self.admit(rate)
+            rate_keys, rate_args = self._rate(rate)
+            await self._over_rate(self._script(rate_keys, ["rate", *rate_args]), rate)
             rate = None
         rate_keys, rate_args = self._rate(rate)
-        reply: list[Any] = await self._script([*keys, *rate_keys], [args[0], *rate_args, *args[1:]])
+        stream = f"{self._prefix}{{{tag}}}:audit"
+        return await self._over_rate(self._script([stream, *keys, *rate_keys], [mode, *rate_args, *args]), rate)
+
+    @staticmethod
+    async def _over_rate(call: Awaitable[Any], rate: Rate | None) -> list[Any]:
+        reply: list[Any] = await call
         if reply[0] == -1:
             raise RateLimitedError(rate.counter if rate else "?", int(reply[1]) / 1e6)
         return reply
 
-    async def admit(self, rate: Rate) -> None:
-        """See :meth:`verifier.service.ports.ScanStore.admit`."""
-        rate_keys, rate_args = self._rate(rate)
-        reply: list[Any] = await self._script(rate_keys, ["admit", *rate_args])
-        if reply[0] == -1:
-            raise RateLimitedError(rate.counter, int(reply[1]) / 1e6)
+    async def note(self, tag: str, record: ScanRecord, rate: Rate | None) -> None:
+        """See :meth:`verifier.service.ports.ScanStore.note`."""
+        args: list[str | int] = ["0", "", record.operator or "", self._audit_bound, AS_DECIDED + record.to_json()]
+        await self._scan_script(tag, [], "note", args, rate)
 
     def _keys(self, tag: str, counter: str, digest: str, licence_id: str) -> list[str]:
         base = f"{self._prefix}{{{tag}}}:"
         return [f"{base}c:{counter}:{digest}", f"{base}v:{licence_id}"]
 
     async def lookup(
-        self, tag: str, counter: str, digest: str, licence_id: str, rate: Rate | None
+        self, tag: str, counter: str, digest: str, licence_id: str, *, rate: Rate | None, operator: str | None
     ) -> tuple[ScanRecord, bool] | None:
         """See :meth:`verifier.service.ports.ScanStore.lookup`."""
         keys = self._keys(tag, counter, digest, licence_id)
         touch = "1" if self._acks else "0"
-        reply = await self._scan_script(keys, ["lookup", touch, f"{self._prefix}{{{tag}}}:s:"], rate)
+        args: list[str | int] = [touch, f"{self._prefix}{{{tag}}}:s:", operator or "", self._audit_bound]
+        reply = await self._scan_script(tag, keys, "lookup", args, rate)
         if reply[0] != 1:
             return None
         stored: str = reply[1]
@@ -233,9 +258,10 @@ class RedisStore:
             f"{base}s:{record.scan_id}",
         ]
         args: list[str | int] = [
-            "commit",
             "1" if self._acks else "0",
             f"{base}s:",
+            record.operator or "",
+            self._audit_bound,
             record.to_json(),
             record.counter,
             commit.expires_at,
@@ -244,7 +270,7 @@ class RedisStore:
             record.scan_id,
             "1" if commit.jti else "0",
         ]
-        reply = await self._scan_script(keys, args, commit.rate)
+        reply = await self._scan_script(commit.tag, keys, "commit", args, commit.rate)
         if reply[0] == 1:
             stored: str = reply[1]
             return ScanRecord.from_json(stored[1:]).settled(stored[0]), True, reply[2] == 1

@@ -49,6 +49,7 @@ class Licence:
     valid_from: dt.date
     valid_until: dt.date
     attributes: dict[str, Any]
+    subject: str = ""  # the token's sub: a pseudonymous holder id, never stored in clear
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +142,7 @@ def decide(
         valid_from=_date(claims["vf"]),
         valid_until=_date(claims["vu"]),
         attributes={a.name: claims[a.name] for a in licence_type.attributes if a.name in claims},
+        subject=claims["sub"],
     )
     return Decision(tuple(reasons), licence, claims["jti"], claims["exp"])
 

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 import orjson
 
+from verifier.core.decision_view import timestamp
 from verifier.core.trust import TrustList
 from verifier.errors import Finding
 
@@ -45,11 +46,13 @@ class ScanRecord:
     operator: str | None = None
     serial_no: str | None = None
     licence_id: str | None = None
+    item: str | None = None  # the 川渝通办 item the business named
+    holder: str | None = None  # keyed pseudonym of the token's sub (verified tokens only)
 
     def to_json(self) -> str:
         """Compact JSON for storage."""
-        fields = [self.scan_id, self.counter, self.scenario, self.checked_at, self.decision,
-                  self.reasons, self.licence, self.operator, self.serial_no, self.licence_id]  # fmt: skip
+        fields = [self.scan_id, self.counter, self.scenario, self.checked_at, self.decision, self.reasons,
+                  self.licence, self.operator, self.serial_no, self.licence_id, self.item, self.holder]  # fmt: skip
         try:
             return orjson.dumps(fields).decode("utf-8")
         except TypeError:  # a lone surrogate in a client's field: the standard encoder writes what it can
@@ -59,12 +62,12 @@ class ScanRecord:
     def from_json(cls, text: str) -> ScanRecord:
         """The inverse of :meth:`to_json`."""
         f = orjson.loads(text)
-        return cls(f[0], f[1], f[2], f[3], f[4], tuple((c, d) for c, d in f[5]), f[6], f[7], f[8], f[9])
+        return cls(f[0], f[1], f[2], f[3], f[4], tuple((c, d) for c, d in f[5]), f[6], f[7], f[8], f[9], f[10], f[11])
 
     def with_licence(self, licence: dict[str, Any] | None) -> ScanRecord:
         """This record with another licence view (``dataclasses.replace`` costs a re-scan 2 µs more)."""
         return ScanRecord(self.scan_id, self.counter, self.scenario, self.checked_at, self.decision, self.reasons,
-                          licence, self.operator, self.serial_no, self.licence_id)  # fmt: skip
+                          licence, self.operator, self.serial_no, self.licence_id, self.item, self.holder)  # fmt: skip
 
     def settled(self, status: str) -> ScanRecord:
         """This record as the store settled it: a replayed, revoked or already used token is rejected."""
@@ -84,9 +87,10 @@ class Rate:
 
 @dataclass(frozen=True, slots=True)
 class AuditEvent:
-    """One answer a counter got (a first scan or a re-scan), for the audit trail. The store appends it in the
-    same step as the scan it records, so a decided scan always has its event. No licence number, name or
-    ``sub`` in clear: ``holder`` is a keyed pseudonym of the token's ``sub``."""
+    """One answer a counter got (a first scan or a re-scan), for the audit trail. The store appends what it is
+    made of in the same step as the answer (:func:`audit_event`; Redis: an entry of the licence's shard's
+    stream, read back with :func:`audit_event_from_stream`), so an answer given always has its event. No
+    licence number, name or ``sub`` in clear: ``holder`` is a keyed pseudonym of the token's ``sub``."""
 
     answer_id: str  # unique per answer: the trail's idempotency key
     scan_id: str
@@ -106,7 +110,7 @@ class AuditEvent:
     holder: str | None  # keyed pseudonym of sub; None for a token whose signature was not verified
 
     def to_json(self) -> str:
-        """Compact JSON, the stream entry's one field ``e``."""
+        """Compact JSON."""
         fields = [getattr(self, f.name) for f in dataclasses.fields(self)]
         return orjson.dumps(fields).decode("utf-8")
 
@@ -115,6 +119,51 @@ class AuditEvent:
         """The inverse of :meth:`to_json`."""
         f = orjson.loads(text)
         return cls(*f[:13], tuple(f[13]), *f[14:])  # type: ignore[call-arg]
+
+
+def audit_event(
+    answer_id: str, at: str, stored: str, *, cached: bool, revoked: bool, operator: str | None
+) -> AuditEvent:
+    """The event of one answer: ``stored`` is the record as the store keeps it (its status, then its JSON),
+    ``revoked`` whether the licence was revoked as the answer was given (a cached acceptance then answers
+    REVOKED), ``operator`` this answer's clerk."""
+    record = ScanRecord.from_json(stored[1:]).settled(stored[0])
+    if revoked and record.decision == "accepted":
+        record = record.settled(REVOKED)
+    licence = record.licence or {}
+    return AuditEvent(
+        answer_id=answer_id,
+        scan_id=record.scan_id,
+        at=at,
+        counter=record.counter,
+        scenario=record.scenario,
+        item=record.item,
+        serial_no=record.serial_no,
+        operator=operator,
+        type=licence.get("t", "-"),
+        issuing_province=licence.get("p", "-"),
+        unit=licence.get("u", "-"),
+        channel=licence.get("c", "-"),
+        decision=record.decision,
+        reasons=tuple(code for code, _ in record.reasons),
+        cached=cached,
+        holder=record.holder,
+    )
+
+
+def audit_event_from_stream(stream: str, entry_id: str, fields: dict[str, str]) -> AuditEvent:
+    """An entry of an audit stream (``<prefix>{<tag>}:audit``) as the scan script wrote it — ``r`` the stored
+    record, ``k`` '1' for a cached answer, ``v`` '1' for a licence revoked as it was given, ``o`` the
+    operator — with its id (Redis's time in ms, the answer's time) naming the answer."""
+    at = timestamp(int(entry_id.split("-", 1)[0]) / 1000)
+    return audit_event(
+        f"{stream}/{entry_id}",
+        at,
+        fields["r"],
+        cached=fields["k"] == "1",
+        revoked=fields["v"] == "1",
+        operator=fields["o"] or None,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,16 +198,19 @@ class ScanStore(Protocol):
     over it."""
 
     async def lookup(
-        self, tag: str, counter: str, digest: str, licence_id: str, rate: Rate | None
+        self, tag: str, counter: str, digest: str, licence_id: str, *, rate: Rate | None, operator: str | None
     ) -> tuple[ScanRecord, bool] | None:
-        """This counter's cached answer for this token and business, and whether its licence is revoked now.
-        A REVOKED answer whose licence has since been restored is no answer: the scan is decided anew."""
+        """This counter's cached answer for this token and business, and whether its licence is revoked now
+        (its audit event appended, with this answer's ``operator``). A REVOKED answer whose licence has since
+        been restored is no answer: the scan is decided anew."""
 
     async def commit(self, commit: Commit) -> tuple[ScanRecord, bool, bool]:
-        """Store a final answer, or find the cached one; returns (record as settled, cached, revoked now)."""
+        """Store a final answer, or find the cached one; returns (record as settled, cached, revoked now). The
+        answer's audit event is appended in the same step."""
 
-    async def admit(self, rate: Rate) -> None:
-        """Only the rate: for an answer that is given but not stored."""
+    async def note(self, tag: str, record: ScanRecord, rate: Rate | None) -> None:
+        """An answer given but not stored (an unverified token, a rejection time can undo): the counter's rate,
+        and its audit event in shard ``tag``'s stream."""
 
     def count(self, fields: list[str]) -> None:
         """Add one to each statistics field (``minute|YYYYMMDDHHMM|…`` fields are kept two days); may be

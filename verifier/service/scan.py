@@ -52,6 +52,15 @@ class Readiness:
     store: str
 
 
+@dataclass(frozen=True, slots=True)
+class _Business:
+    """What the counter says of the business a scan is for, beside the scenario."""
+
+    operator: str | None
+    serial_no: str | None
+    item: str | None
+
+
 def _claimed_labels(parsed: ParsedToken | None, catalogue: Catalogue) -> tuple[str, str]:
     """Statistics labels of a token whose signature did not verify: what it claims, where the catalogue knows
     it, else ``-`` — so forged claims cannot grow the counters."""
@@ -128,6 +137,7 @@ class ScanService:
         if not self.trust.loaded:
             raise TrustNotLoadedError("信任列表尚未加载，暂时无法核验 / the trust list is not loaded yet")
         now = self.clock()
+        business = _Business(operator, serial_no, item)
         # One code, one business: the cache is per counter, business, serial number and token, so the same
         # code for another business misses it, and its claim — held by this counter — answers ALREADY_USED_HERE.
         digest = self.identities.token(f"{scenario}\n{serial_no or ''}\n{item or ''}\n{token}")
@@ -135,7 +145,9 @@ class ScanService:
         rate = self._rate(counter.id)
         licence_id = self._seen.get(seen_key)
         if licence_id is not None:
-            found = await self._guarded(self.store.lookup(shard_tag(licence_id), counter.id, digest, licence_id, rate))
+            found = await self._guarded(
+                self.store.lookup(shard_tag(licence_id), counter.id, digest, licence_id, rate=rate, operator=operator)
+            )
             if found is not None:
                 return self._answered(found[0], counter, RESCAN, now, revoked=found[1])
             rate = None  # counted by the lookup
@@ -160,27 +172,17 @@ class ScanService:
             decision = decide_now()  # the trust list may now know the key: a rotation needs no restart
         licence = decision.licence
         if licence is None or not decision.final:
-            # Not stored, not cached: an unverified token leaves no trace but its count (a flood of junk cannot
-            # fill the store), and an answer that time or a trust-list refresh can change is given anew next time.
-            if rate is not None:
-                await self._guarded(self.store.admit(rate))
+            # Not stored, not cached: an unverified token leaves no trace but its count and audit event (a flood
+            # of junk cannot fill the store), and an answer that time or a trust-list refresh can change is
+            # decided anew next time.
             labels = (licence.type, licence.province) if licence else _claimed_labels(parsed, self.catalogue)
-            record = self._record(
-                decision,
-                counter,
-                scenario,
-                now,
-                tag=secrets.choice(SHARD_TAGS),
-                licence_id=None,
-                operator=operator,
-                serial_no=serial_no,
-            )
+            tag = secrets.choice(SHARD_TAGS)
+            record = self._record(decision, counter, scenario, now, tag=tag, licence_id=None, business=business)
+            await self._guarded(self.store.note(tag, record, rate))
             return self._answered(record, counter, FIRST, now, labels=labels)
         licence_id = self.identities.licence(licence.type, licence.province, licence.licence_no)
         tag = shard_tag(licence_id)
-        record = self._record(
-            decision, counter, scenario, now, tag=tag, licence_id=licence_id, operator=operator, serial_no=serial_no
-        )
+        record = self._record(decision, counter, scenario, now, tag=tag, licence_id=licence_id, business=business)
         expires_at = self._claim_expiry(decision.expires_at, now)
         commit = Commit(
             record=record,
@@ -237,10 +239,10 @@ class ScanService:
         *,
         tag: str,
         licence_id: str | None,
-        operator: str | None,
-        serial_no: str | None,
+        business: _Business,
     ) -> ScanRecord:
         view = trusted_licence_view(decision, self.catalogue)
+        licence = decision.licence
         return ScanRecord(
             scan_id=f"{tag}-{secrets.token_urlsafe(12)}",  # nothing of the licence: its tag is one of sixteen
             counter=counter.id,
@@ -249,9 +251,11 @@ class ScanService:
             decision=decision.decision,
             reasons=tuple((r.code, r.detail) for r in decision.reasons),
             licence=stored_licence(view) if view else None,
-            operator=operator,
-            serial_no=serial_no,
+            operator=business.operator,
+            serial_no=business.serial_no,
             licence_id=licence_id,
+            item=business.item,
+            holder=self.identities.holder(licence.subject) if licence else None,
         )
 
     def _answered(
