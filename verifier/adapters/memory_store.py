@@ -7,7 +7,7 @@ import math
 import secrets
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from verifier.core.decision_view import timestamp
 from verifier.errors import RateLimitedError
@@ -139,7 +139,7 @@ class MemoryStore:
         self._audit(status + record.to_json(), cached=False, revoked=revoked, operator=record.operator)
         return record.settled(status), False, revoked
 
-    def count(self, fields: list[str]) -> None:
+    def count(self, fields: Sequence[str]) -> None:
         """See :meth:`ScanStore.count`."""
         for name in fields:
             self._stats[name] = self._stats.get(name, 0) + 1

@@ -16,7 +16,7 @@ import contextlib
 import json
 import logging
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from verifier.errors import StoreUnavailableError
@@ -35,22 +35,20 @@ class StatsBuffer:
         self._total = f"{prefix}stats"
         self._day = f"{prefix}stats:d:"
         self._interval = interval
-        self._pending: Counter[tuple[str, str]] = Counter()
+        self._pending: Counter[str] = Counter()  # field -> count; its hash is chosen at the flush
         self._flusher: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()  # one flush at a time, so no count is taken twice
 
-    def add(self, fields: list[str]) -> None:
-        """One more of each field (:func:`verifier.core.stats.answer_fields`); minute fields go to their day's hash."""
-        for name in fields:
-            if name.startswith("minute|"):
-                self._add(self._day + name[7:15], name)
-            else:
-                self._add(self._total, name)
-
-    def _add(self, key: str, field: str) -> None:
-        self._pending[key, field] += 1
+    def add(self, fields: Sequence[str]) -> None:
+        """One more of each field (:func:`verifier.core.stats.answer_fields`); minute fields go to their day's
+        hash when they are written."""
+        self._pending.update(fields)
         if self._flusher is None:
             self._flusher = asyncio.get_running_loop().create_task(self._run())
+
+    def _hash(self, field: str) -> str:
+        """The hash a field is added to: a minute's goes to its day's, kept two days; the rest to the total."""
+        return self._day + field[7:15] if field.startswith("minute|") else self._total
 
     async def _run(self) -> None:
         while True:
@@ -64,7 +62,7 @@ class StatsBuffer:
             batch, self._pending = self._pending, Counter()
             if not batch:
                 return
-            entries = list(batch.items())
+            entries = [((self._hash(field), field), count) for field, count in batch.items()]
             days = {key for (key, _), _ in entries if key.startswith(self._day)}
             results = await asyncio.gather(
                 *(self._call("HINCRBY", key, field, count) for (key, field), count in entries),
@@ -72,8 +70,8 @@ class StatsBuffer:
                 return_exceptions=True,
             )
             failed = [entry for entry, result in zip(entries, results, strict=False) if isinstance(result, Exception)]
-            for (key, field), count in failed:
-                self._pending[key, field] += count
+            for (_, field), count in failed:
+                self._pending[field] += count
             errors = [r for r in results if isinstance(r, BaseException)]
             if errors:
                 raise (

@@ -27,7 +27,7 @@ import asyncio
 import hashlib
 import secrets
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from typing import Any
 
 from redis import exceptions as redis_errors
@@ -144,6 +144,7 @@ class RedisStore:
         self._stats = StatsBuffer(self._call, prefix, interval=stats_interval)
         self._cluster = isinstance(pipe, ClusterCalls)
         self._audit_bound = audit_bound
+        self._rates: dict[Rate, tuple[list[str], list[str | int]]] = {}
 
     @classmethod
     def from_url(
@@ -199,29 +200,29 @@ class RedisStore:
             return await self._replicated(self._call("EVAL", _SCAN_SCRIPT, len(keys), *keys, *args))
 
     def _rate(self, rate: Rate | None) -> tuple[list[str], list[str | int]]:
-        """The rate key and arguments the script takes (none for no rate)."""
+        """The rate key and arguments the script takes (none for no rate); made once per counter."""
         if rate is None:
             return [], ["", ""]
-        interval = max(1, round(1_000_000 / rate.per_second))
-        return [f"{self._prefix}r:{{{rate.counter}}}"], [interval, interval * rate.burst]
+        made = self._rates.get(rate)
+        if made is None:
+            interval = max(1, round(1_000_000 / rate.per_second))
+            made = self._rates[rate] = ([f"{self._prefix}r:{{{rate.counter}}}"], [interval, interval * rate.burst])
+        return made
 
     async def _scan_script(
         self, tag: str, keys: list[str], mode: str, args: list[str | int], rate: Rate | None
     ) -> list[Any]:
         """The scan script on one shard's keys (the audit stream first), with the counter's rate checked first:
         in the same call on one Redis, in a call of its own before it on a cluster (the rate key lives in
-        another slot). ``args`` are the script's from its fourth on."""
+        another slot). ``args`` are the script's from its fourth on. Over the rate: RateLimitedError."""
         if rate is not None and self._cluster:
             rate_keys, rate_args = self._rate(rate)
-            await self._over_rate(self._script(rate_keys, ["rate", *rate_args]), rate)
+            reply: list[Any] = await self._script(rate_keys, ["rate", *rate_args])
+            if reply[0] == -1:
+                raise RateLimitedError(rate.counter, int(reply[1]) / 1e6)
             rate = None
         rate_keys, rate_args = self._rate(rate)
-        stream = f"{self._prefix}{{{tag}}}:audit"
-        return await self._over_rate(self._script([stream, *keys, *rate_keys], [mode, *rate_args, *args]), rate)
-
-    @staticmethod
-    async def _over_rate(call: Awaitable[Any], rate: Rate | None) -> list[Any]:
-        reply: list[Any] = await call
+        reply = await self._script([f"{self._prefix}{{{tag}}}:audit", *keys, *rate_keys], [mode, *rate_args, *args])
         if reply[0] == -1:
             raise RateLimitedError(rate.counter if rate else "?", int(reply[1]) / 1e6)
         return reply
@@ -276,7 +277,7 @@ class RedisStore:
             return ScanRecord.from_json(stored[1:]).settled(stored[0]), True, reply[2] == 1
         return record.settled(reply[1]), False, reply[2] == 1
 
-    def count(self, fields: list[str]) -> None:
+    def count(self, fields: Sequence[str]) -> None:
         """See :meth:`verifier.service.ports.ScanStore.count`: added to Redis once a second."""
         self._stats.add(fields)
 

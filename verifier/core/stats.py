@@ -4,22 +4,23 @@ reason, the two-way recognition matrix, and scans over time."""
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from typing import Any
 
 FIRST, RESCAN = "first", "rescan"  # a new decision, or an answer the counter's cache gave again
 
 
+@functools.lru_cache(maxsize=4096)  # a minute's answers repeat a few label sets: each is built once
 def answer_fields(
     decision: str, reasons: tuple[tuple[str, str], ...], labels: str, kind: str, minute: str
-) -> list[str]:
+) -> tuple[str, ...]:
     """The statistics fields one answer a counter got adds to: ``labels`` is ``type|issuing province|counter
     province|scenario`` (catalogue values only, ``-`` for what a token named that the catalogue does not know,
     so forged claims cannot grow the counters), ``kind`` :data:`FIRST` or :data:`RESCAN`, ``minute``
     ``YYYYMMDDHHMM`` (UTC)."""
-    fields = [f"scans|{labels}|{decision}|{kind}", f"minute|{minute}|{decision}"]
-    fields += [f"reason|{labels}|{code}|{kind}" for code, _ in reasons]
-    return fields
+    fields = (f"scans|{labels}|{decision}|{kind}", f"minute|{minute}|{decision}")
+    return fields + tuple(f"reason|{labels}|{code}|{kind}" for code, _ in reasons)
 
 
 def _decisions() -> dict[str, int]:

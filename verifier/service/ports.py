@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
@@ -212,7 +213,7 @@ class ScanStore(Protocol):
         """An answer given but not stored (an unverified token, a rejection time can undo): the counter's rate,
         and its audit event in shard ``tag``'s stream."""
 
-    def count(self, fields: list[str]) -> None:
+    def count(self, fields: Sequence[str]) -> None:
         """Add one to each statistics field (``minute|YYYYMMDDHHMM|…`` fields are kept two days); may be
         written to the store a moment later."""
 

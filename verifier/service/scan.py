@@ -9,14 +9,14 @@ import logging
 import secrets
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 from verifier.core.catalogue import PROVINCES, Catalogue, Counter
 from verifier.core.decide import DEFAULT_POLICY, Decision, Policy, decide
 from verifier.core.decision_view import expand_licence, stored_licence, timestamp, trusted_licence_view
-from verifier.core.identity import SHARD_TAGS, Identities, shard_tag
+from verifier.core.identity import SHARD_TAGS, Identities, shard_tag, token_digest
 from verifier.core.reasons import Reason
 from verifier.core.stats import FIRST, RESCAN, answer_fields
 from verifier.core.token import ParsedToken, parse
@@ -30,7 +30,6 @@ from verifier.errors import (
 from verifier.service.ports import REVOKED, Commit, Rate, ScanRecord, ScanStore, TrustSource
 
 log = logging.getLogger("verifier")
-T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,14 +139,18 @@ class ScanService:
         business = _Business(operator, serial_no, item)
         # One code, one business: the cache is per counter, business, serial number and token, so the same
         # code for another business misses it, and its claim — held by this counter — answers ALREADY_USED_HERE.
-        digest = self.identities.token(f"{scenario}\n{serial_no or ''}\n{item or ''}\n{token}")
+        digest = token_digest(f"{scenario}\n{serial_no or ''}\n{item or ''}\n{token}")
         seen_key = f"{counter.id}\n{digest}"
         rate = self._rate(counter.id)
         licence_id = self._seen.get(seen_key)
         if licence_id is not None:
-            found = await self._guarded(
-                self.store.lookup(shard_tag(licence_id), counter.id, digest, licence_id, rate=rate, operator=operator)
-            )
+            try:  # inline rather than a wrapping coroutine: a re-scan is a few dozen µs, each layer counts
+                found = await self.store.lookup(
+                    shard_tag(licence_id), counter.id, digest, licence_id, rate=rate, operator=operator
+                )
+            except StoreUnavailableError as exc:
+                self._lost_store(exc)
+                raise
             if found is not None:
                 return self._answered(found[0], counter, RESCAN, now, revoked=found[1])
             rate = None  # counted by the lookup
@@ -178,7 +181,11 @@ class ScanService:
             labels = (licence.type, licence.province) if licence else _claimed_labels(parsed, self.catalogue)
             tag = secrets.choice(SHARD_TAGS)
             record = self._record(decision, counter, scenario, now, tag=tag, licence_id=None, business=business)
-            await self._guarded(self.store.note(tag, record, rate))
+            try:
+                await self.store.note(tag, record, rate)
+            except StoreUnavailableError as exc:
+                self._lost_store(exc)
+                raise
             return self._answered(record, counter, FIRST, now, labels=labels)
         licence_id = self.identities.licence(licence.type, licence.province, licence.licence_no)
         tag = shard_tag(licence_id)
@@ -194,7 +201,11 @@ class ScanService:
             record_ttl=max(self.record_ttl, expires_at - int(now)),
             rate=rate,
         )
-        stored, cached, revoked = await self._guarded(self.store.commit(commit))
+        try:
+            stored, cached, revoked = await self.store.commit(commit)
+        except StoreUnavailableError as exc:
+            self._lost_store(exc)
+            raise
         self._remember(seen_key, licence_id)
         return self._answered(stored, counter, RESCAN if cached else FIRST, now, revoked=revoked)
 
@@ -205,14 +216,6 @@ class ScanService:
         if rate is None:
             rate = self._rates[counter] = Rate(counter, self._counter_rate, self._counter_burst)
         return rate
-
-    async def _guarded(self, call: Awaitable[T]) -> T:
-        """A store call; losing the store stops every scan until a check has looked at it again."""
-        try:
-            return await call
-        except StoreUnavailableError as exc:
-            self._lost_store(exc)
-            raise
 
     def _claim_expiry(self, exp: int | None, now: float) -> int:
         """When the claim and the cached result expire (Unix s): after every instance has stopped accepting
