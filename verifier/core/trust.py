@@ -5,12 +5,17 @@ issuing unit, its one algorithm and its validity window.
                "kid": "sc-police-1", "alg": "ES256", "province": "SC", "unit": "sc-police",
                "valid_from": 1790000000, "valid_until": 1821536000}]}
 
+Each province's licence platform publishes its own keys: a source is trusted only for its province's
+units (:func:`vouched_by`), and the lists of several sources make one (:func:`combine`).
+
 Parsing is pure (no file or network reads): the shell fetches the document, this module checks it.
 """
 
 from __future__ import annotations
 
 import json
+from collections import Counter
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -114,3 +119,32 @@ def _trusted_key(entry: Any) -> TrustedKey:
     return TrustedKey(
         entry["kid"], alg, entry["unit"], entry["province"], entry["valid_from"], entry["valid_until"], public_key
     )
+
+
+def vouched_by(trust: TrustList, province: str | None, unit_provinces: Mapping[str, str]) -> TrustList:
+    """The keys of ``trust`` that a source of ``province`` (None: a source for both) may vouch for. A key of
+    the other province, or of a unit that ``unit_provinces`` (unit code -> province, from the catalogue)
+    places elsewhere than the key says, is refused and named in ``problems``: a compromised or mistaken
+    source of one province can never make a key trusted for the other's units."""
+    keys: dict[str, TrustedKey] = {}
+    problems = list(trust.problems)
+    for kid, key in trust.keys.items():
+        home = unit_provinces.get(key.unit, key.province)
+        if home != key.province:
+            problems.append(f"kid {kid!r}: unit {key.unit!r} is in {home}, the key says {key.province}")
+        elif province is not None and key.province != province:
+            problems.append(f"kid {kid!r}: a key for {key.unit!r} of {key.province} from the {province} source")
+        else:
+            keys[kid] = key
+    return TrustList(keys, tuple(problems))
+
+
+def combine(lists: Iterable[TrustList]) -> TrustList:
+    """One trust list of several sources' lists. A ``kid`` that two sources publish is refused in both, since
+    a token naming it could not say which key it means; those are the problems of the result (each source's
+    own refusals stay with its list)."""
+    lists = list(lists)
+    seen = Counter(kid for trust in lists for kid in trust.keys)
+    keys = {kid: key for trust in lists for kid, key in trust.keys.items() if seen[kid] == 1}
+    clashes = tuple(f"kid {kid!r}: published by {n} sources, trusted from none" for kid, n in seen.items() if n > 1)
+    return TrustList(keys, clashes)
