@@ -193,11 +193,11 @@ def test_serve_from_the_wheel_accepts_a_scan(installed: Installed, tmp_path: Pat
         text=True,
     )
     try:
-        wait_ready(port, process=process)
         key = installed.run("counters", "key", "cq-notary-zhixin-01", env=env)
         token = installed.run(
             "issuer", "mint", "--type", "driving-licence", "--province", "SC", "--channel", "jiaoguan-12123", env=env
         )
+        wait_ready(port, process=process)  # the service reads the keys the issuer just published
         request = urllib.request.Request(
             f"http://127.0.0.1:{port}/v1/scans",
             data=json.dumps({"token": token, "scenario": "notary-driving-licence"}).encode(),

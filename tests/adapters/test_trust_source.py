@@ -4,8 +4,12 @@ periodically, so a key rotation needs no restart; a bad document never empties i
 from __future__ import annotations
 
 import json
+import logging
 import time
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from tests.helpers import ClientFactory
 from tests.scenes import Scene
@@ -14,7 +18,7 @@ from verifier.adapters.trust_source import JwksTrustSource
 from verifier.core.catalogue import Catalogue
 from verifier.core.trust import parse_trust_list
 from verifier.issuer.keys import KeyStore
-from verifier.service.settings import Settings
+from verifier.service.settings import JwksSource, Settings
 from verifier.web.app import create_app
 
 
@@ -27,7 +31,10 @@ async def test_rotated_key_is_trusted_without_restart(
     keys.keyring()
     issuer = Scene(catalogue, keys.keyring(), scene.api_keys)  # the scene's counter keys, this issuer's keys
     app = create_app(
-        Settings(jwks=str(state / "jwks.json")), store=MemoryStore(), catalogue=catalogue, api_keys=issuer.api_keys
+        Settings(jwks=(JwksSource(str(state / "jwks.json")),)),
+        store=MemoryStore(),
+        catalogue=catalogue,
+        api_keys=issuer.api_keys,
     )
     client = await aiohttp_client(app)
     keys.rotate("sc-police")
@@ -51,9 +58,9 @@ async def test_unknown_kid_refresh_is_rate_limited(tmp_path: Path) -> None:
     fetched = []
     original = source._fetch
 
-    async def counting(location: str) -> object:
-        fetched.append(location)
-        return await original(location)
+    async def counting(source: Any) -> object:
+        fetched.append(source)
+        return await original(source)
 
     source._fetch = counting  # type: ignore[method-assign]
     assert await source.refresh_for_unknown_kid() is False  # fetched, but no keys in it
@@ -100,3 +107,20 @@ async def test_periodic_refresh_picks_up_a_new_file(catalogue: Catalogue, tmp_pa
     assert "cq-sport-2" in source.current.keys
     assert source.current.keys["cq-sport-2"].alg == "EdDSA"
     assert time.monotonic() - started < 5
+
+
+async def test_a_source_that_stays_down_is_logged_once(
+    catalogue: Catalogue, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """While nothing is loaded the source is read every second: its failure is logged once, not every time,
+    and its return once."""
+    caplog.set_level(logging.WARNING, "verifier.trust")
+    path = tmp_path / "k" / "jwks.json"
+    source = JwksTrustSource(path)
+    for _ in range(3):
+        assert await source.refresh() is False
+    KeyStore(catalogue.units.values(), tmp_path / "k").keyring()
+    assert await source.refresh() is True
+    assert source.loaded
+    events = [json.loads(r.getMessage())["event"] for r in caplog.records]
+    assert events == ["trust_list_refresh_failed", "trust_list_source_back"]

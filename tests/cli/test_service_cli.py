@@ -65,11 +65,11 @@ def test_serve_decides_scans_from_a_fresh_state(
         text=True,
     )
     try:
-        wait_ready(port)
         keys = [_cli(state, "counters", "key", c) for c in ("cq-notary-zhixin-01", "cq-notary-zhixin-02")]
         token = _cli(
             state, "issuer", "mint", "--type", "driving-licence", "--province", "SC", "--channel", "jiaoguan-12123"
         )
+        wait_ready(port)  # the service reads the keys the issuer just published
         url = f"http://127.0.0.1:{port}/v1/scans"
         body = {"token": token, "scenario": "notary-driving-licence"}
         first = _post(url, body, keys[0])
@@ -158,6 +158,7 @@ def test_workers_exit_when_their_master_is_killed(state: dict[str, str], redis_s
     """A master killed outright (SIGKILL) leaves no worker holding the port: they notice and exit."""
     port = free_port()
     args = ["serve", "--port", str(port), "--workers", "2", "--redis-url", redis_server.url]
+    _cli(state, "issuer", "keys")  # the issuer publishes its keys: the workers are ready once they read them
     master = subprocess.Popen([sys.executable, "-m", "verifier", *args], env=state, stdout=subprocess.PIPE, text=True)
     try:
         wait_ready(port)

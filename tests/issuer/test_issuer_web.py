@@ -154,3 +154,41 @@ async def test_a_rotation_made_elsewhere_signs_the_next_presentation(
     assert parsed.header["alg"] == "EdDSA"
     kids = {k["kid"] for k in (await (await client.get("/.well-known/jwks.json")).json())["keys"]}
     assert {"sc-sport-1", "sc-sport-2"} <= kids
+
+
+@pytest.mark.parametrize("province", ["SC", "CQ"])
+async def test_each_province_s_keys_are_published_beside_the_combined_list(
+    client: Client, catalogue: Catalogue, province: str
+) -> None:
+    """GET /.well-known/jwks.json?province=SC (or CQ) is the combined list's keys of that province's units,
+    every one of them, as each province's licence platform publishes its own."""
+    combined = (await (await client.get("/.well-known/jwks.json")).json())["keys"]
+    response = await client.get("/.well-known/jwks.json", params={"province": province})
+    assert response.status == 200
+    assert response.headers["Cache-Control"] == "no-cache"
+    published = (await response.json())["keys"]
+    assert published == [k for k in combined if k["province"] == province]
+    assert {k["unit"] for k in published} == {code for code, u in catalogue.units.items() if u.province == province}
+
+
+@pytest.mark.parametrize("province", ["BJ", "sc", ""])
+async def test_an_unknown_province_is_a_400_problem(client: Client, province: str) -> None:
+    """?province= other than SC or CQ is a 400 problem naming the field, never the combined list."""
+    response = await client.get("/.well-known/jwks.json", params={"province": province})
+    problem = await assert_problem(response, 400, "SC or CQ")
+    assert problem["field"] == "province"
+
+
+async def test_a_withdrawn_key_is_no_longer_published(client: Client, catalogue: Catalogue, keys: KeyStore) -> None:
+    """After `issuer withdraw` in another process the running issuer publishes neither the key nor, for its
+    province, anything but the unit's replacement, and signs with the replacement."""
+    await client.get("/.well-known/jwks.json")
+    KeyStore(catalogue.units.values(), keys.directory).withdraw("cq-police-1", now=NOW)
+    for query in ({}, {"province": "CQ"}):
+        kids = {k["kid"] for k in (await (await client.get("/.well-known/jwks.json", params=query)).json())["keys"]}
+        assert "cq-police-1" not in kids
+        assert "cq-police-2" in kids
+    response = await client.post(
+        "/v1/presentations", json={"type": "driving-licence", "province": "CQ", "channel": "jiaoguan-12123"}
+    )
+    assert parse((await response.json())["token"]).header["kid"] == "cq-police-2"

@@ -16,7 +16,7 @@ from verifier.core.catalogue import Catalogue
 from verifier.core.token import ALGORITHMS
 from verifier.core.trust import parse_trust_list
 from verifier.errors import KeyStoreError, UsageError
-from verifier.issuer.keys import KEY_LIFETIME, KeyStore, local_trust_list
+from verifier.issuer.keys import KEY_LIFETIME, KeyStore
 
 NOW = 1_790_000_000
 
@@ -149,8 +149,35 @@ def test_unreadable_key_state_is_a_key_store_error(store: KeyStore) -> None:
         KeyStore(store.units.values(), store.directory).keyring(NOW)
 
 
-def test_local_trust_list_holds_every_unit_of_data(catalogue: Catalogue) -> None:
-    """The local trust list of the state folder has a key for every issuing unit in data/."""
-    trust = local_trust_list()
-    assert trust.problems == ()
-    assert {k.unit for k in trust.keys.values()} >= set(catalogue.units)
+def test_a_withdrawn_key_is_unpublished_destroyed_and_replaced(store: KeyStore) -> None:
+    """Withdrawing sc-police-1 removes it from jwks.json and keys.json, deletes its private key file, and gives
+    sc-police a fresh key, sc-police-2; the other units keep theirs."""
+    store.keyring(NOW)
+    withdrawn = store.withdraw("sc-police-1", now=NOW)
+    assert withdrawn.kid == "sc-police-1"
+    assert not (store.directory / "keys" / "sc-police-1.pem").exists()
+    published = json.loads((store.directory / "jwks.json").read_text(encoding="utf-8"))
+    kids = {k["kid"] for k in published["keys"]}
+    assert "sc-police-1" not in kids
+    assert {"sc-police-2", "cq-police-1"} <= kids
+    meta = json.loads((store.directory / "keys.json").read_text(encoding="utf-8"))
+    assert meta["withdrawn"] == ["sc-police-1"]
+    assert "sc-police-1" not in {k["kid"] for k in meta["keys"]}
+    assert store.keyring(NOW).signing_key("sc-police", NOW).kid == "sc-police-2"
+
+
+def test_a_withdrawn_kid_is_never_given_again(store: KeyStore, catalogue: Catalogue) -> None:
+    """Withdrawing the newest key of a unit twice over never reuses a kid, in this process or another."""
+    store.keyring(NOW)
+    store.withdraw("cq-lib-1", now=NOW)
+    store.withdraw("cq-lib-2", now=NOW)
+    again = KeyStore(catalogue.units.values(), store.directory)
+    assert again.rotate("cq-lib", now=NOW).kid == "cq-lib-4"
+    assert sorted(k.kid for k in again.keyring(NOW).keys if k.unit == "cq-lib") == ["cq-lib-3", "cq-lib-4"]
+
+
+def test_withdrawing_an_unknown_key_is_refused(store: KeyStore) -> None:
+    """A kid the issuer does not hold is a usage error listing the kids it does."""
+    store.keyring(NOW)
+    with pytest.raises(UsageError, match="sc-police-1"):
+        store.withdraw("sc-police-9", now=NOW)

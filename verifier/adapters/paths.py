@@ -13,6 +13,7 @@ else ``~/.local/state/cy-licence-verifier``.
 from __future__ import annotations
 
 import os
+import secrets
 from importlib.resources import files
 from pathlib import Path
 
@@ -58,3 +59,19 @@ def state_dir() -> Path:
     if xdg and Path(xdg).is_absolute():
         return Path(xdg) / STATE_FOLDER
     return Path.home() / ".local" / "state" / STATE_FOLDER
+
+
+def write_atomic(path: Path, data: bytes, mode: int) -> None:
+    """Write ``data`` to ``path`` with permissions ``mode``: to a temporary name, synced, then renamed into
+    place, so a reader (another process, or this one after a crash) never sees half a file."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

@@ -37,6 +37,12 @@ def _mint_range(bounds: tuple[int, int]) -> list[dict[str, Any]]:
     return bodies
 
 
+def publish_keys(state: Path) -> None:
+    """The mock issuer's keys in ``state``, made and published (``jwks.json``) before the service starts: the
+    service only reads them, and is not ready until they are there."""
+    KeyStore(load_catalogue().units.values(), directory=state).keyring()
+
+
 def mint_bodies(state: Path, start: int, count: int, scenario: str) -> list[dict[str, Any]]:
     """``count`` request bodies with licence numbers ``B<start>``… (each token lives ``MAX_TTL``),
     minted on every core when there are many."""

@@ -52,6 +52,9 @@ class _Bench:
         self.redis = procs.start_redis(redis_server, root)
         stack.callback(self.redis.stop)
         self.redis_url = f"redis://127.0.0.1:{self.redis.port}/0"
+        from verifier.bench.mint import publish_keys  # the issuer and its keys: only when benchmarking
+
+        publish_keys(self.state)
         self.service = self.serve(workers=1)
         stack.callback(self.service.stop)
         self.key = subprocess.run(

@@ -41,8 +41,14 @@ def register(sub: Any) -> None:
     r.add_argument("--alg", choices=("ES256", "EdDSA"), default="ES256", help="signature algorithm (default ES256)")
     r.set_defaults(func=_rotate)
 
+    w = isub.add_parser("withdraw", help="stop publishing a (compromised) key and destroy it")
+    w.add_argument("--kid", required=True, help="the key, as `verifier issuer keys` lists it")
+    w.set_defaults(func=_withdraw)
+
     isub.add_parser("keys", help="list the signing keys").set_defaults(func=_keys)
-    isub.add_parser("jwks", help="print the public keys (JWKS)").set_defaults(func=_jwks)
+    j = isub.add_parser("jwks", help="print the public keys (JWKS)")
+    j.add_argument("--province", choices=("SC", "CQ"), help="that province's units' keys only")
+    j.set_defaults(func=_jwks)
 
     s = isub.add_parser("serve", help="serve GET /.well-known/jwks.json and POST /v1/presentations")
     s.add_argument("--host", default="127.0.0.1")
@@ -121,6 +127,22 @@ def _rotate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _withdraw(args: argparse.Namespace) -> int:
+    import time
+
+    _, keys = _state()
+    key = keys.withdraw(args.kid)
+    now = time.time()
+    signing = keys.keyring(now).signing_key(key.unit, now).kid
+    print(
+        f"{key.kid} 已撤回：不再发布，私钥已销毁；{key.unit} 现由 {signing} 签名；"
+        "各核验服务在下次刷新信任列表时停止信任它"
+        f" / {key.kid} withdrawn: no longer published, its private key destroyed; {signing} now signs for"
+        f" {key.unit}; verifiers stop trusting {key.kid} at their next trust-list refresh (--trust-refresh)"
+    )
+    return 0
+
+
 def _keys(_args: argparse.Namespace) -> int:
     import time
 
@@ -138,11 +160,12 @@ def _keys(_args: argparse.Namespace) -> int:
     return 0
 
 
-def _jwks(_args: argparse.Namespace) -> int:
+def _jwks(args: argparse.Namespace) -> int:
     from verifier.cli.output import print_json
+    from verifier.issuer.web import province_jwks
 
     _, keys = _state()
-    print_json(keys.keyring().jwks())
+    print_json(province_jwks(keys.keyring(), args.province))
     return 0
 
 

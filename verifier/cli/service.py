@@ -12,9 +12,12 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from verifier.errors import UsageError
+
+if TYPE_CHECKING:
+    from verifier.service.settings import JwksSource
 
 
 def _read_token(value: str) -> str:
@@ -24,9 +27,10 @@ def _read_token(value: str) -> str:
 
 def _check(args: argparse.Namespace) -> int:
     from verifier.adapters.catalogue_files import load_catalogue
+    from verifier.adapters.paths import state_dir
+    from verifier.adapters.trust_source import published_trust_list
     from verifier.core.decide import decide
     from verifier.core.decision_view import decision_document, timestamp
-    from verifier.issuer.keys import local_trust_list
 
     cat = load_catalogue()
     counter = cat.counters.get(args.counter)
@@ -37,10 +41,12 @@ def _check(args: argparse.Namespace) -> int:
             f"unknown scenario {args.scenario!r} / 未知业务场景; counter {counter.id} handles: "
             + (", ".join(counter.scenarios) or "none yet")
         )
+    token = _read_token(args.token)  # first: a minter piped in has published its keys once it is done
+    trust = published_trust_list(state_dir() / "jwks.json", {code: unit.province for code, unit in cat.units.items()})
     now = time.time()
     decision = decide(
-        _read_token(args.token),
-        trust=local_trust_list(cat.units.values()),
+        token,
+        trust=trust,
         catalogue=cat,
         counter=counter,
         scenario=args.scenario,
@@ -76,7 +82,7 @@ def _serve(args: argparse.Namespace) -> int:
         host=args.host,
         port=args.port,
         redis_url=args.redis_url,
-        jwks=args.jwks,
+        jwks=jwks_sources(args.jwks),
         max_clock_skew=args.max_clock_skew,
         min_replica_acks=args.min_replica_acks,
         allow_volatile_store=args.allow_volatile_store,
@@ -90,8 +96,6 @@ def _serve(args: argparse.Namespace) -> int:
         )
     if args.max_clock_skew < 1 or args.min_replica_acks < 0:
         raise UsageError("--max-clock-skew must be at least 1 and --min-replica-acks at least 0 / 取值超出范围")
-    if settings.jwks is None:
-        _ensure_local_issuer_keys()
     if args.workers < 1:
         raise UsageError("--workers must be at least 1")
     if args.workers > 1 and settings.redis_url is None:
@@ -120,13 +124,13 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _ensure_local_issuer_keys() -> None:
-    """Without ``--jwks`` the service trusts the local mock issuer's ``jwks.json``: make sure its keys
-    exist before the service reads it."""
-    from verifier.adapters.catalogue_files import load_catalogue
-    from verifier.issuer.keys import local_trust_list
+def jwks_sources(flags: list[str] | None) -> tuple[JwksSource, ...]:
+    """The trust sources of ``serve``: the ``--jwks`` flags (repeatable), else ``VERIFIER_JWKS`` (the same forms,
+    separated by spaces or commas), else none (the state folder's jwks.json)."""
+    from verifier.adapters.trust_source import parse_jwks_sources
 
-    local_trust_list(load_catalogue().units.values())
+    environment = os.environ.get("VERIFIER_JWKS", "")
+    return parse_jwks_sources(flags or [environment])
 
 
 def _exit_with(master: int) -> None:
@@ -238,7 +242,13 @@ def register(sub: Any) -> None:
     p.add_argument("--port", type=int, default=8080)
     p.add_argument("--redis-url", default=os.environ.get("VERIFIER_REDIS_URL"), help="without it: embedded store")
     p.add_argument("--workers", type=int, default=1, help="worker processes sharing the port (needs Redis)")
-    p.add_argument("--jwks", default=os.environ.get("VERIFIER_JWKS"), help="issuer JWKS file or URL")
+    p.add_argument(
+        "--jwks",
+        action="append",
+        metavar="[SC=|CQ=]FILE-or-URL",
+        help="the issuers' JWKS: one file or URL for both provinces, or SC=… and CQ=… (a province's source is"
+        " trusted for its own units only); default VERIFIER_JWKS, else the state folder's jwks.json",
+    )
     p.add_argument("--log-level", default="info")
     p.add_argument(
         "--max-clock-skew",

@@ -1,13 +1,13 @@
 """The mock issuer's signing keys: one or more per issuing unit, kept in the git-ignored state folder.
 
     <state>/keys/<kid>.pem   private key, PKCS#8 PEM, mode 0600
-    <state>/keys.json        metadata of every key, and the secret behind pseudonymous subjects
+    <state>/keys.json        metadata of every key, the kids withdrawn, and the secret behind pseudonymous subjects
     <state>/jwks.json        the public trust list, in the format of :mod:`verifier.core.trust`
     <state>/keys.lock        held while keys are created, so two processes starting at once agree
 
 Every unit gets a key the first time keys are needed; :meth:`KeyStore.rotate` adds a newer one while
-the old stays valid. Files are written to a temporary name and renamed into place, so a reader never
-sees half a file.
+the old stays valid; :meth:`KeyStore.withdraw` stops publishing a compromised key and destroys it.
+Files are written to a temporary name and renamed into place, so a reader never sees half a file.
 """
 
 from __future__ import annotations
@@ -19,14 +19,14 @@ import secrets
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
-from verifier.adapters.paths import state_dir
+from verifier.adapters.paths import state_dir, write_atomic
 from verifier.core.catalogue import IssuingUnit
 from verifier.core.token import ALGORITHMS
 from verifier.core.trust import TrustedKey, TrustList, parse_trust_list, public_jwk
@@ -71,10 +71,12 @@ class SigningKey:
 
 @dataclass(frozen=True, slots=True)
 class KeyRing:
-    """The keys of every unit, and the secret that derives pseudonymous subjects."""
+    """The keys of every unit, the secret that derives pseudonymous subjects, and the kids withdrawn (never
+    given to a new key)."""
 
     keys: tuple[SigningKey, ...]
     subject_secret: bytes
+    withdrawn: tuple[str, ...] = ()
 
     def signing_key(self, unit: str, now: float) -> SigningKey:
         """The newest key of ``unit`` valid at ``now``."""
@@ -129,7 +131,7 @@ class KeyStore:
                 ring = self._load() or KeyRing((), secrets.token_bytes(32))
                 fresh = [generate_key(self.units[u], _next_serial(ring, u), now=now) for u in self._lacking(ring, now)]
                 if fresh or not (self.directory / "jwks.json").exists():
-                    ring = self._save(KeyRing(ring.keys + tuple(fresh), ring.subject_secret), fresh)
+                    ring = self._save(replace(ring, keys=ring.keys + tuple(fresh)), fresh)
         return ring
 
     def rotate(self, unit: str, *, alg: str = DEFAULT_ALG, now: float | None = None) -> SigningKey:
@@ -141,7 +143,25 @@ class KeyStore:
         with self._locked():
             ring = self._load() or ring
             key = generate_key(self.units[unit], _next_serial(ring, unit), alg=alg, now=now)
-            self._save(KeyRing((*ring.keys, key), ring.subject_secret), [key])
+            self._save(replace(ring, keys=(*ring.keys, key)), [key])
+        return key
+
+    def withdraw(self, kid: str, *, now: float | None = None) -> SigningKey:
+        """Stop publishing ``kid`` and destroy its private key (a compromised key): verifiers stop trusting it
+        at their next refresh. Its unit gets a fresh key when it has no other valid one; the kid is never
+        given again."""
+        with self._locked():
+            ring = self._load()
+            key = next((k for k in ring.keys if k.kid == kid), None) if ring is not None else None
+            if ring is None or key is None:
+                known = ", ".join(k.kid for k in ring.keys) if ring is not None else ""
+                raise UsageError(f"未知的密钥 {kid!r}，可选：{known} / unknown key {kid!r}; keys: {known}")
+            kept = tuple(k for k in ring.keys if k.kid != kid)
+            # Unpublished first, then destroyed: a crash in between leaves a file no key names, never a
+            # withdrawn key still published.
+            self._save(replace(ring, keys=kept, withdrawn=(*ring.withdrawn, kid)), [])
+            (self.directory / "keys" / f"{kid}.pem").unlink(missing_ok=True)
+        self.keyring(now)  # a replacement when the unit has no other valid key
         return key
 
     def trust_list(self, now: float | None = None) -> TrustList:
@@ -173,7 +193,7 @@ class KeyStore:
         try:
             doc = json.loads(self._meta.read_text(encoding="utf-8"))
             keys = tuple(self._read_key(entry) for entry in doc["keys"])
-            ring = KeyRing(keys, bytes.fromhex(doc["subject_secret"]))
+            ring = KeyRing(keys, bytes.fromhex(doc["subject_secret"]), tuple(doc.get("withdrawn", ())))
         except (OSError, ValueError, KeyError, TypeError) as exc:
             detail = f"{self._meta}: unreadable key state ({exc}); move the folder away to start afresh"
             raise KeyStoreError(detail) from None
@@ -202,44 +222,22 @@ class KeyStore:
             pem = key.private_key.private_bytes(
                 serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
             )
-            _write_atomic(self.directory / "keys" / f"{key.kid}.pem", pem, 0o600)
+            write_atomic(self.directory / "keys" / f"{key.kid}.pem", pem, 0o600)
         doc = {
             "subject_secret": ring.subject_secret.hex(),
+            "withdrawn": list(ring.withdrawn),
             "keys": [
                 {"kid": k.kid, "unit": k.unit, "province": k.province, "alg": k.alg,
                  "valid_from": k.valid_from, "valid_until": k.valid_until}
                 for k in ring.keys
             ],
         }  # fmt: skip
-        _write_atomic(self._meta, json.dumps(doc, indent=1).encode(), 0o600)
-        _write_atomic(self.directory / "jwks.json", json.dumps(ring.jwks(), indent=1).encode(), 0o644)
+        write_atomic(self._meta, json.dumps(doc, indent=1).encode(), 0o600)
+        write_atomic(self.directory / "jwks.json", json.dumps(ring.jwks(), indent=1).encode(), 0o644)
         self._cached = None
         return ring
 
 
 def _next_serial(ring: KeyRing, unit: str) -> int:
-    return max((k.serial for k in ring.keys if k.unit == unit), default=0) + 1
-
-
-def _write_atomic(path: Path, data: bytes, mode: int) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def local_trust_list(units: Iterable[IssuingUnit] | None = None, *, now: float | None = None) -> TrustList:
-    """The trust list of the keys in the state folder, creating them on first use; ``units``
-    defaults to every issuing unit in ``data/``."""
-    if units is None:
-        from verifier.adapters.catalogue_files import load_catalogue
-
-        units = load_catalogue().units.values()
-    return KeyStore(units).trust_list(now)
+    withdrawn = (int(serial) for owner, _, serial in (kid.rpartition("-") for kid in ring.withdrawn) if owner == unit)
+    return max((*(k.serial for k in ring.keys if k.unit == unit), *withdrawn), default=0) + 1

@@ -1,6 +1,8 @@
 """The mock issuer over HTTP: its public keys, and fresh presentation tokens for the simulated apps.
 
-    GET  /.well-known/jwks.json   the public keys of every issuing unit (verifier.core.trust format)
+    GET  /.well-known/jwks.json   the public keys of every issuing unit (verifier.core.trust format);
+                                  ?province=SC (or CQ): that province's units' keys only, as each
+                                  province's licence platform publishes its own
     POST /v1/presentations        {"type", "province", "channel", "licence_no"?, "holder"?, "ttl"?,
                                    "unit"?, "attributes"?} -> {"token", "claims", "expires_at", …}
 
@@ -17,9 +19,9 @@ from typing import Any
 
 from aiohttp import web
 
-from verifier.core.catalogue import Catalogue
+from verifier.core.catalogue import PROVINCES, Catalogue
 from verifier.errors import MintRefusedError, VerifierError
-from verifier.issuer.keys import KeyStore
+from verifier.issuer.keys import KeyRing, KeyStore
 from verifier.issuer.mint import mint
 from verifier.web.problems import ProblemError, problem
 
@@ -59,8 +61,17 @@ def create_issuer_app(
 
 
 async def _jwks(request: web.Request) -> web.Response:
+    province = request.query.get("province")
+    if province is not None and province not in PROVINCES:
+        raise ProblemError(400, "province must be SC or CQ / 省份须为 SC 或 CQ", field="province")
     ring = request.app[KEYS].keyring(request.app[CLOCK]())
-    return web.json_response(ring.jwks(), headers={"Cache-Control": "max-age=60"})
+    # no-cache: a cache between issuer and verifier must not hold a withdrawn key past the verifier's refresh
+    return web.json_response(province_jwks(ring, province), headers={"Cache-Control": "no-cache"})
+
+
+def province_jwks(ring: KeyRing, province: str | None) -> dict[str, Any]:
+    """The public keys of ``province``'s units (None: of every unit) as a JWKS."""
+    return {"keys": [k for k in ring.jwks()["keys"] if province in (None, k["province"])]}
 
 
 async def _presentations(request: web.Request) -> web.Response:

@@ -8,13 +8,24 @@ from verifier.core.decide import DEFAULT_POLICY, Policy
 
 
 @dataclass(frozen=True, slots=True)
+class JwksSource:
+    """One place issuer public keys come from: a file or an http(s) URL, vouching for the issuing units of
+    one province (``SC``, ``CQ``) or, when ``province`` is None, of both."""
+
+    location: str
+    province: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     """How one verifier instance runs."""
 
     host: str = "127.0.0.1"
     port: int = 8080
     redis_url: str | None = None  # None: the embedded in-process store (one instance only)
-    jwks: str | None = None  # file path or URL of the issuer's JWKS; None: the local state folder's
+    # Where the trust list comes from: one source for both provinces, or one per province; (): the jwks.json the
+    # local mock issuer publishes in the state folder. verifier.adapters.trust_source.parse_jwks_sources reads --jwks.
+    jwks: tuple[JwksSource, ...] = ()
     data_dir: str | None = None  # the rules (data/); None: the packaged copy
     state_dir: str | None = None  # None: VERIFIER_STATE_DIR, $XDG_STATE_HOME/cy-licence-verifier, ~/.local/state/…
     secret_file: str | None = None  # the deployment secret keying licence identities; None: the state folder's

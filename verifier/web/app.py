@@ -9,6 +9,7 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 from aiohttp import web
 
@@ -23,7 +24,7 @@ from verifier.core.catalogue import Catalogue
 from verifier.core.identity import Identities
 from verifier.service.ports import ScanStore, TrustSource
 from verifier.service.scan import ScanService
-from verifier.service.settings import Settings
+from verifier.service.settings import JwksSource, Settings
 from verifier.web import appkeys, handlers, pages
 from verifier.web.edge import problem_middleware
 from verifier.web.metrics import Metrics
@@ -68,6 +69,18 @@ def build_store(settings: Settings) -> ScanStore:
     )
 
 
+def build_trust_source(settings: Settings, catalogue: Catalogue) -> JwksTrustSource:
+    """The ``--jwks`` sources, or else the jwks.json the local mock issuer publishes in the state folder (the
+    verifier side reads keys, it never makes one: until the issuer has published, it is not ready). Each
+    source's last good list is kept in the state folder."""
+    state = Path(settings.state_dir) if settings.state_dir else state_dir()
+    return JwksTrustSource(
+        settings.jwks or (JwksSource(str(state / "jwks.json")),),
+        last_good_dir=state / "last-good-trust",
+        unit_provinces={code: unit.province for code, unit in catalogue.units.items()},
+    )
+
+
 def create_app(
     settings: Settings,
     *,
@@ -88,9 +101,7 @@ def create_app(
         refresher = None
         source: TrustSource
         if trust is None:
-            # A file or URL; without one, the local mock issuer's jwks.json (``verifier serve`` makes sure
-            # it exists: the verifier side never holds a signing key).
-            jwks = JwksTrustSource(settings.jwks or state_dir() / "jwks.json")
+            jwks = build_trust_source(settings, cat)
             await jwks.refresh()
             refresher = asyncio.create_task(jwks.run_periodic(settings.trust_refresh_seconds))
             source = jwks
