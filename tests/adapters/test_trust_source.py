@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from tests.helpers import ClientFactory
+from tests.redis_server import free_port
 from tests.scenes import Scene
 from verifier.adapters.memory_store import MemoryStore
 from verifier.adapters.trust_source import JwksTrustSource
@@ -124,3 +125,15 @@ async def test_a_source_that_stays_down_is_logged_once(
     assert source.loaded
     events = [json.loads(r.getMessage())["event"] for r in caplog.records]
     assert events == ["trust_list_refresh_failed", "trust_list_source_back"]
+
+
+async def test_a_url_s_password_never_reaches_the_log(caplog: pytest.LogCaptureFixture) -> None:
+    """A source URL with a user and password is logged without them."""
+    caplog.set_level(logging.WARNING, "verifier.trust")
+    source = JwksTrustSource(f"http://ops:s3cret@127.0.0.1:{free_port()}/jwks.json?province=SC")
+    assert await source.refresh() is False
+    (event,) = [json.loads(r.getMessage()) for r in caplog.records]
+    assert event["location"].startswith("http://127.0.0.1:")
+    assert event["location"].endswith("/jwks.json?province=SC")
+    assert "s3cret" not in caplog.text
+    assert "ops:" not in caplog.text

@@ -16,11 +16,11 @@ import json
 import logging
 import re
 import time
+import urllib.parse
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
 import aiohttp
-from yarl import URL
 
 from verifier.adapters.paths import write_atomic
 from verifier.core.catalogue import PROVINCES
@@ -68,7 +68,7 @@ class _Source:
         self.is_url = spec.location.startswith(("http://", "https://"))
         self.name = spec.province or "SC+CQ"
         # A URL as logs show it: never its user or password.
-        self.shown = str(URL(spec.location).with_user(None)) if self.is_url else spec.location
+        self.shown = _without_credentials(spec.location) if self.is_url else spec.location
 
 
 class JwksTrustSource:
@@ -242,6 +242,11 @@ def published_trust_list(path: Path, unit_provinces: Mapping[str, str]) -> Trust
     if not trust.keys:
         raise TrustNotLoadedError(f"信任列表 {path} 中没有可用的密钥 / the trust list {path} holds no usable key")
     return trust
+
+
+def _without_credentials(url: str) -> str:
+    parts = urllib.parse.urlsplit(url)
+    return urllib.parse.urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
 
 
 def _last_good_file(directory: Path | None, spec: JwksSource) -> Path | None:
