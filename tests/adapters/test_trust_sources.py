@@ -123,6 +123,13 @@ async def _until(condition: Any, what: str) -> None:
         await asyncio.sleep(0.1)
 
 
+async def _not_decided(scene: Scene, client: Client) -> bool:
+    """Whether a scan is answered without a decision: never rejected KEY_UNKNOWN for want of a trust list.
+    (The service raises TrustNotLoadedError; the web edge answers it 503.)"""
+    status, answer = await scene.post_scan(client, "cq-notary-zhixin-01", scene.driving_licence("SC"))
+    return status >= 500 and "decision" not in answer
+
+
 def _codes(answer: dict[str, Any]) -> list[str]:
     return [r["code"] for r in answer["reasons"]]
 
@@ -187,7 +194,7 @@ async def test_a_restart_while_the_source_is_down_still_verifies(
 ) -> None:
     """The list a source gave is kept in the state folder: a service restarted while the issuer is down is
     ready from it and accepts a licence (logging that it took the last good list); a service with no such
-    list in its state folder is not ready, /readyz naming the trust list."""
+    list in its state folder is not ready, /readyz naming the trust list, and answers a scan 503."""
     keys = KeyStore(catalogue.units.values(), tmp_path / "issuer")
     issuer, url = await _issuer(aiohttp_server, catalogue, keys)
     source = JwksSource(url)
@@ -211,24 +218,30 @@ async def test_a_restart_while_the_source_is_down_still_verifies(
 
     elsewhere = await _verifier(aiohttp_client, scene, tmp_path / "other-state", source)
     assert await _ready(elsewhere) == (503, {"trust"})
+    assert await _not_decided(scene, elsewhere)
 
 
 async def test_with_no_list_yet_the_source_is_read_every_second(
     aiohttp_client: ClientFactory, catalogue: Catalogue, scene: Scene, tmp_path: Path
 ) -> None:
-    """A service started before its issuer has published is not ready (/readyz 503 naming the trust list);
-    with --trust-refresh an hour, it is ready within seconds of the issuer publishing, for while it has no
-    list it looks every second."""
+    """A service started before its issuer has published is not ready (/readyz 503 naming the trust list) and
+    decides no scan (503); with --trust-refresh an hour, it is ready within seconds of the issuer publishing,
+    for while it has no list it looks every second, and then accepts the issuer's licences."""
     issuer = tmp_path / "issuer"
     client = await _verifier(aiohttp_client, scene, tmp_path / "state", JwksSource(str(issuer / "jwks.json")),
                              refresh=3600)  # fmt: skip
     assert await _ready(client) == (503, {"trust"})
-    KeyStore(catalogue.units.values(), issuer).keyring()  # the issuer makes and publishes its keys
+    assert await _not_decided(scene, client)
+    keys = KeyStore(catalogue.units.values(), issuer)
+    keys.keyring()  # the issuer makes and publishes its keys
 
     async def ready() -> bool:
         return await _ready(client) == (200, set())
 
     await _until(ready, "not ready although the issuer published its keys")
+    token = Scene(catalogue, keys.keyring(), scene.api_keys).driving_licence("SC")
+    _, answer = await scene.post_scan(client, "cq-notary-zhixin-01", token)
+    assert answer["decision"] == "accepted", answer
 
 
 async def test_a_withdrawn_key_stops_verifying_on_every_instance(
