@@ -57,6 +57,10 @@ def test_serve_decides_scans_from_a_fresh_state(
     if workers > 1:  # only the two workers need the session's redis-server
         redis_server: RedisServer = request.getfixturevalue("redis_server")
         args += ["--redis-url", redis_server.url]
+    # The issuer publishes its keys first: each worker answers /readyz for itself, so one ready worker would
+    # not say the other has read them (tests/cli/test_quick_start.py starts a service before its issuer).
+    mint = ["issuer", "mint", "--type", "driving-licence", "--province", "SC", "--channel", "jiaoguan-12123"]
+    token = _cli(state, *mint)
     process = subprocess.Popen(
         [sys.executable, "-m", "verifier", *args],
         env=state,
@@ -65,11 +69,8 @@ def test_serve_decides_scans_from_a_fresh_state(
         text=True,
     )
     try:
+        wait_ready(port)
         keys = [_cli(state, "counters", "key", c) for c in ("cq-notary-zhixin-01", "cq-notary-zhixin-02")]
-        token = _cli(
-            state, "issuer", "mint", "--type", "driving-licence", "--province", "SC", "--channel", "jiaoguan-12123"
-        )
-        wait_ready(port)  # the service reads the keys the issuer just published
         url = f"http://127.0.0.1:{port}/v1/scans"
         body = {"token": token, "scenario": "notary-driving-licence"}
         first = _post(url, body, keys[0])
