@@ -44,7 +44,7 @@ class Scene:
     def auth(self, principal: str) -> dict[str, str]:
         """The Authorization header of a counter (or ADMIN)."""
         if principal not in self._keys:
-            self._keys[principal] = self.api_keys.issue(principal)
+            self._keys[principal] = self.api_keys.issue(principal, replace=True)  # a key file two scenes may share
         return {"Authorization": f"Bearer {self._keys[principal]}"}
 
     def admin(self) -> dict[str, str]:

@@ -4,7 +4,8 @@ never exceptions; these are for tokens that cannot be read, set-up, usage and th
 VerifierError                      VERIFIER_ERROR     the root; ``code`` is a stable machine code
 ├── CatalogueError                 CATALOGUE_INVALID  a data/ file is unreadable, invalid, or names what does not exist
 ├── UsageError                     USAGE              a command's arguments do not fit the catalogue (exit 2)
-│   └── MintRefusedError           MINT_REFUSED       the issuer will not mint this token; ``field``, ``allowed``
+│   ├── MintRefusedError           MINT_REFUSED       the issuer will not mint this token; ``field``, ``allowed``
+│   └── KeyExistsError             KEY_EXISTS         ``principal`` has an API key already (not replaced)
 ├── KeyStoreError                  KEY_STORE          the issuer's key state cannot be read or written
 ├── TokenMalformedError            TOKEN_MALFORMED    not a compact JWS of our kind; ``reason`` is the decision's code
 ├── StoreUnavailableError          STORE_UNAVAILABLE  the state store cannot be reached or written now (HTTP 503)
@@ -62,6 +63,17 @@ class MintRefusedError(UsageError):
         self.field = field
         self.allowed = allowed
         super().__init__(message)
+
+
+class KeyExistsError(UsageError):
+    """``principal`` (a counter id, or the administrator) has an API key already, which stays valid: a new
+    one replaces it only when asked to."""
+
+    code = "KEY_EXISTS"
+
+    def __init__(self, principal: str) -> None:
+        self.principal = principal
+        super().__init__(f"{principal} already has an API key / {principal} 已有密钥")
 
 
 class KeyStoreError(VerifierError):

@@ -54,9 +54,11 @@ def test_serve_decides_scans_from_a_fresh_state(
     scan's JSON line is on standard output when it stops (lines are written in batches: none is lost)."""
     port = free_port()
     args = ["serve", "--port", str(port), "--workers", str(workers)]
+    store: list[str] = []  # the key commands write where the service reads: Redis when it runs on Redis
     if workers > 1:  # only the two workers need the session's redis-server
         redis_server: RedisServer = request.getfixturevalue("redis_server")
-        args += ["--redis-url", redis_server.url]
+        store = ["--redis-url", redis_server.url]
+        args += store
     # The issuer publishes its keys first: each worker answers /readyz for itself, so one ready worker would
     # not say the other has read them (tests/cli/test_quick_start.py starts a service before its issuer).
     mint = ["issuer", "mint", "--type", "driving-licence", "--province", "SC", "--channel", "jiaoguan-12123"]
@@ -70,7 +72,8 @@ def test_serve_decides_scans_from_a_fresh_state(
     )
     try:
         wait_ready(port)
-        keys = [_cli(state, "counters", "key", c) for c in ("cq-notary-zhixin-01", "cq-notary-zhixin-02")]
+        counters = ("cq-notary-zhixin-01", "cq-notary-zhixin-02")
+        keys = [_cli(state, "counters", "key", c, "--replace", *store) for c in counters]
         url = f"http://127.0.0.1:{port}/v1/scans"
         body = {"token": token, "scenario": "notary-driving-licence"}
         first = _post(url, body, keys[0])

@@ -839,7 +839,7 @@ async def verifier(
 async def _post(verifier: tuple[Client, ApiKeys], shown: Shown) -> tuple[int, str, dict[str, Any]]:
     client, api_keys = verifier
     body = {"token": shown.token, "scenario": shown.scenario}
-    headers = {"Authorization": f"Bearer {api_keys.issue(shown.counter)}"}
+    headers = {"Authorization": f"Bearer {api_keys.issue(shown.counter, replace=True)}"}
     async with client.post("/v1/scans", json=body, headers=headers) as response:
         text = await response.text()
         return response.status, response.content_type, json.loads(text)

@@ -408,6 +408,15 @@ class RedisStore:
         await self._stats.close()
         await self._pipe.close()
 
+    def key(self, name: str) -> str:
+        """The full name of a key of this store's own (its prefix + ``name``), for modules beside it."""
+        return self._prefix + name
+
+    async def command(self, *args: str | int) -> Any:
+        """One command on the store's connection, bounded and failing as the store's own calls do
+        (StoreUnavailableError): for modules beside the store (verifier.adapters.redis_keys)."""
+        return await self._call(*args)
+
 
 def _info(reply: Any) -> dict[str, str]:
     """``INFO``'s reply as a dict of its fields (text in RESP2; redis-py may have parsed it already)."""

@@ -58,7 +58,7 @@ class _Bench:
         self.service = self.serve(workers=1)
         stack.callback(self.service.stop)
         self.key = subprocess.run(
-            [sys.executable, "-m", "verifier", "counters", "key", COUNTER],
+            [sys.executable, "-m", "verifier", "counters", "key", COUNTER, "--redis-url", self.redis_url],
             capture_output=True, text=True, env=self.env, timeout=60, check=True,
         ).stdout.strip()  # fmt: skip
         self.minted = 0

@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from verifier.bench import run as bench
-from verifier.cli import issuer, service
+from verifier.cli import issuer, keys, service
 from verifier.cli.output import print_json
 from verifier.errors import CatalogueError, UsageError, VerifierError
 
@@ -34,14 +34,12 @@ def _counters(args: argparse.Namespace) -> int:
     from verifier.cli.catalogue_tables import counters_table
     from verifier.core.catalogue_view import counters_document
 
+    command = getattr(args, "counters_command", None)
+    if command == "revoke-key":
+        return keys.counter_revoke_key(args)
     cat = load_catalogue()
-    if getattr(args, "counters_command", None) == "key":
-        from verifier.adapters.api_keys import issue_counter_key
-
-        if args.id not in cat.counters:
-            raise UsageError(f"unknown counter {args.id!r}; see `verifier counters`")
-        print(issue_counter_key(args.id))
-        return 0
+    if command == "key":
+        return keys.counter_key(args, cat.counters)
     if args.json:
         print_json(counters_document(cat))
     else:
@@ -61,11 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("counters", help="the counter registry; `counters key ID` issues an API key")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=_counters)
-    csub = p.add_subparsers(dest="counters_command")
-    k = csub.add_parser("key", help="print a fresh API key for a counter (stored hashed)")
-    k.add_argument("id", help="counter id")
+    keys.add_counter_commands(p.add_subparsers(dest="counters_command"))
 
-    for register in (service.register, issuer.register, bench.register):
+    for register in (service.register, keys.register, issuer.register, bench.register):
         register(sub)
     return parser
 

@@ -1,4 +1,4 @@
-"""Commands of the verifier side: ``serve``, ``check``, ``revoke``, ``admin-key``, ``demo``."""
+"""Commands of the verifier side: ``serve``, ``check``, ``revoke``, ``demo`` (the key commands: verifier.cli.keys)."""
 
 from __future__ import annotations
 
@@ -215,13 +215,6 @@ def _revoke_in_store(redis_url: str, body: dict[str, Any]) -> int:
     return 0
 
 
-def _admin_key(args: argparse.Namespace) -> int:
-    from verifier.adapters.api_keys import issue_admin_key
-
-    print(issue_admin_key())
-    return 0
-
-
 def _demo(args: argparse.Namespace) -> int:
     from verifier.cli.demo import run_demo
 
@@ -292,9 +285,6 @@ def register(sub: Any) -> None:
     p.add_argument("--admin-key", help="administrator key (or VERIFIER_ADMIN_KEY)")
     p.add_argument("--redis-url", help="write to the shared store directly instead of the service")
     p.set_defaults(func=_revoke)
-
-    p = sub.add_parser("admin-key", help="print a fresh administrator key (revocations, statistics)")
-    p.set_defaults(func=_admin_key)
 
     p = sub.add_parser("demo", help="the whole story on the embedded store: apps present, counters scan")
     p.add_argument("--json", action="store_true", help="print the decisions as JSON")

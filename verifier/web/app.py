@@ -13,15 +13,17 @@ from pathlib import Path
 
 from aiohttp import web
 
-from verifier.adapters.api_keys import ApiKeys
+from verifier.adapters.api_keys import ApiKeys, KeyLookup
 from verifier.adapters.catalogue_files import load_catalogue
 from verifier.adapters.memory_store import MemoryStore
 from verifier.adapters.paths import state_dir
+from verifier.adapters.redis_keys import RedisKeys
 from verifier.adapters.redis_store import RedisStore
 from verifier.adapters.secret import load_secret
 from verifier.adapters.trust_source import JwksTrustSource
 from verifier.core.catalogue import Catalogue
 from verifier.core.identity import Identities
+from verifier.errors import StoreUnavailableError
 from verifier.service.ports import ScanStore, TrustSource
 from verifier.service.scan import ScanService
 from verifier.service.settings import JwksSource, Settings
@@ -81,6 +83,25 @@ def build_trust_source(settings: Settings, catalogue: Catalogue) -> JwksTrustSou
     )
 
 
+def build_keys(store: ScanStore) -> KeyLookup:
+    """The API keys: in the shared store on Redis, so every instance knows the same keys; else the state
+    folder's key file."""
+    if not isinstance(store, RedisStore):
+        return ApiKeys()
+    if ApiKeys().path.exists():
+        log.warning(
+            "the state folder's api-keys.json is not read on Redis: keys live in Redis (issue them with --redis-url)"
+            " / 使用 Redis 时不读取本机 api-keys.json，密钥存于 Redis（签发时请加 --redis-url）"
+        )
+    return RedisKeys(store)
+
+
+async def _stopped(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
 def create_app(
     settings: Settings,
     *,
@@ -88,13 +109,12 @@ def create_app(
     clock: Callable[[], float] | None = None,
     trust: TrustSource | None = None,
     catalogue: Catalogue | None = None,
-    api_keys: ApiKeys | None = None,
+    api_keys: KeyLookup | None = None,
 ) -> web.Application:
     """The verifier application. No I/O happens until it starts."""
     app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[problem_middleware])
     app[appkeys.SETTINGS] = settings
     app[appkeys.METRICS] = Metrics()
-    app[appkeys.API_KEYS] = api_keys or ApiKeys()
 
     async def service_ctx(app: web.Application) -> AsyncIterator[None]:
         cat = catalogue or load_catalogue()
@@ -139,7 +159,20 @@ def create_app(
                 await refresher
         await state.close()
 
+    async def keys_ctx(app: web.Application) -> AsyncIterator[None]:
+        keys = api_keys or build_keys(app[appkeys.SERVICE].store)
+        app[appkeys.API_KEYS] = keys
+        if not isinstance(keys, RedisKeys):
+            yield
+            return
+        with contextlib.suppress(StoreUnavailableError):  # else 503 until the periodic read succeeds
+            await keys.refresh()
+        refresher = asyncio.create_task(keys.run_periodic())
+        yield
+        await _stopped(refresher)
+
     app.cleanup_ctx.append(service_ctx)
+    app.cleanup_ctx.append(keys_ctx)
     handlers.add_routes(app)
     app[DIRECT_ROUTES] = (("POST", "/v1/scans"),)  # served without routing each request by verifier serve
     pages.add_routes(app)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from verifier.adapters.api_keys import ApiKeys
+from verifier.adapters.api_keys import KeyLookup
 from verifier.service.scan import ScanService
 from verifier.service.settings import Settings
 from verifier.web.metrics import Metrics
 
 SETTINGS = web.AppKey("settings", Settings)
 SERVICE = web.AppKey("service", ScanService)
-API_KEYS = web.AppKey("api_keys", ApiKeys)
+API_KEYS: web.AppKey[KeyLookup] = web.AppKey("api_keys")  # the key file (embedded) or the shared store's
 METRICS = web.AppKey("metrics", Metrics)

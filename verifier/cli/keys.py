@@ -1,0 +1,146 @@
+"""The API key commands: ``verifier counters key ID [--replace]``, ``verifier counters revoke-key ID``,
+``verifier admin-key [--replace | --revoke]``.
+
+With ``--redis-url`` (or ``VERIFIER_REDIS_URL``) the key hashes go to the shared store, where every
+instance on that Redis reads them within a second; without, to the state folder's key file, which only
+a service on the embedded store reads. A new key is printed alone on standard output (for ``$(…)``);
+what was done is said on standard error, in Chinese and English.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from verifier.adapters.api_keys import ADMIN, ApiKeys
+from verifier.errors import KeyExistsError, UsageError
+
+if TYPE_CHECKING:
+    from verifier.adapters.redis_keys import RedisKeys
+
+T = TypeVar("T")
+ADMIN_ID = "admin"  # how the commands name the administrator's key
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+def _where(redis_url: str | None) -> str:
+    if redis_url:
+        return "共享存储 (Redis)，各实例均已生效 / the shared store (Redis), in effect on every instance"
+    return (
+        "本机状态目录的 api-keys.json（仅嵌入式存储的服务读取；使用 Redis 的服务请加 --redis-url）"
+        " / the state folder's api-keys.json (read by a service on the embedded store only;"
+        " for a service on Redis give --redis-url)"
+    )
+
+
+def _on_redis(redis_url: str, act: Callable[[RedisKeys], Awaitable[T]]) -> T:
+    """Run ``act`` on the shared store's keys, connected for this command only; return once every
+    instance has seen the change, so a script may use (or count as dead) the key at once."""
+    from verifier.adapters.redis_keys import SEEN_WITHIN, RedisKeys
+    from verifier.adapters.redis_store import RedisStore
+
+    async def run() -> T:
+        store = RedisStore.from_url(redis_url)
+        try:
+            result = await act(RedisKeys(store))
+        finally:
+            await store.close()
+        await asyncio.sleep(SEEN_WITHIN)
+        return result
+
+    return asyncio.run(run())
+
+
+def _issued(principal: str, *, replace: bool, redis_url: str | None) -> str:
+    if redis_url:
+        return _on_redis(redis_url, lambda keys: keys.issue(principal, replace=replace))
+    return ApiKeys().issue(principal, replace=replace)
+
+
+def _revoked(principal: str, *, redis_url: str | None) -> bool:
+    if redis_url:
+        return _on_redis(redis_url, lambda keys: keys.revoke(principal))
+    return ApiKeys().revoke(principal)
+
+
+def _issue(principal: str, shown: str, args: argparse.Namespace) -> int:
+    try:
+        key = _issued(principal, replace=args.replace, redis_url=args.redis_url)
+    except KeyExistsError:
+        revoke = _revoke_command(shown)
+        raise UsageError(
+            f"{shown} 已有密钥，仍然有效；如需更换（旧密钥随即失效）请加 --replace，如需作废请用 {revoke}"
+            f" / {shown} already has a key, which stays valid; give --replace to replace it (the old key then"
+            f" stops working), or {revoke} to revoke it"
+        ) from None
+    print(key)
+    replaced = "（旧密钥已失效）/ (the old key no longer works)" if args.replace else ""
+    _say(f"{shown}: 新密钥已存入 / new key stored in {_where(args.redis_url)} {replaced}".rstrip())
+    return 0
+
+
+def _revoke(principal: str, shown: str, args: argparse.Namespace) -> int:
+    if _revoked(principal, redis_url=args.redis_url):
+        _say(f"{shown}: 密钥已作废 / key revoked in {_where(args.redis_url)}")
+    else:
+        _say(f"{shown}: 本无密钥，无需作废 / had no key; nothing to revoke ({_where(args.redis_url)})")
+    return 0
+
+
+def _revoke_command(shown: str) -> str:
+    return "verifier admin-key --revoke" if shown == ADMIN_ID else f"verifier counters revoke-key {shown}"
+
+
+def counter_key(args: argparse.Namespace, counters: Any) -> int:
+    """``verifier counters key ID [--replace]``: a fresh key for a counter of the catalogue."""
+    if args.id not in counters:
+        raise UsageError(f"unknown counter {args.id!r} / 未知窗口; see `verifier counters`")
+    return _issue(args.id, args.id, args)
+
+
+def counter_revoke_key(args: argparse.Namespace) -> int:
+    """``verifier counters revoke-key ID``: the counter's key stops working (a counter gone from the
+    catalogue included)."""
+    return _revoke(args.id, args.id, args)
+
+
+def _admin_key(args: argparse.Namespace) -> int:
+    if args.revoke:
+        return _revoke(ADMIN, ADMIN_ID, args)
+    return _issue(ADMIN, ADMIN_ID, args)
+
+
+def _redis_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--redis-url",
+        default=os.environ.get("VERIFIER_REDIS_URL"),
+        help="the service's Redis (default VERIFIER_REDIS_URL); without it, the state folder's key file",
+    )
+
+
+def add_counter_commands(csub: Any) -> None:
+    """``counters key`` and ``counters revoke-key``."""
+    k = csub.add_parser("key", help="print a fresh API key for a counter (stored hashed)")
+    k.add_argument("id", help="counter id")
+    k.add_argument("--replace", action="store_true", help="replace the counter's key (the old one stops working)")
+    _redis_option(k)
+    r = csub.add_parser("revoke-key", help="revoke a counter's API key")
+    r.add_argument("id", help="counter id")
+    _redis_option(r)
+
+
+def register(sub: Any) -> None:
+    """``admin-key``."""
+    p = sub.add_parser("admin-key", help="print a fresh administrator key (revocations, statistics, rule reload)")
+    what = p.add_mutually_exclusive_group()
+    what.add_argument("--replace", action="store_true", help="replace the administrator key (the old one stops)")
+    what.add_argument("--revoke", action="store_true", help="revoke the administrator key")
+    _redis_option(p)
+    p.set_defaults(func=_admin_key)
