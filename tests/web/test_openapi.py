@@ -5,6 +5,8 @@ the document gives for that operation and status."""
 from __future__ import annotations
 
 import json
+import shutil
+import tempfile
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +22,7 @@ from referencing.jsonschema import DRAFT202012
 from tests.helpers import PROBLEM, Client, ClientFactory
 from tests.scenes import Scene
 from verifier.adapters.memory_store import MemoryStore
+from verifier.adapters.paths import data_dir
 from verifier.core.catalogue_view import catalogue_document
 from verifier.core.reasons import MESSAGES
 from verifier.core.trust import TrustList
@@ -369,7 +372,32 @@ async def pages(api: Api) -> None:
     await api.call("GET", "/static/nothing.js", 404, path=template)
 
 
-EXERCISES = [scans_decide, scans_refuse, revocations, stats, public_documents, store_down, no_trust_list, pages]
+async def rules_reload(api: Api) -> None:
+    """The administrator reloads data/; a broken copy is refused with each problem named, the rules in use stay."""
+    done = await api.call("POST", "/v1/admin/reload", 200, as_=ADMIN)
+    assert done["licence_types"] == len(api.scene.catalogue.licences)
+    await api.call("POST", "/v1/admin/reload", 401)
+    await api.call("POST", "/v1/admin/reload", 403, as_=NOTARY)
+    with tempfile.TemporaryDirectory() as tmp, pytest.MonkeyPatch.context() as env:
+        broken = Path(tmp) / "data"
+        shutil.copytree(data_dir(), broken)
+        (broken / "channels.toml").write_text("[[channel]\n", encoding="utf-8")
+        env.setenv("VERIFIER_DATA_DIR", str(broken))
+        refused = await api.call("POST", "/v1/admin/reload", 422, as_=ADMIN)
+    assert [p for p in refused["problems"] if p.startswith("data/channels.toml")], refused
+
+
+EXERCISES = [
+    scans_decide,
+    scans_refuse,
+    revocations,
+    stats,
+    public_documents,
+    store_down,
+    no_trust_list,
+    pages,
+    rules_reload,
+]
 
 
 # --- the tests ----------------------------------------------------------------------------------------
@@ -417,6 +445,7 @@ def test_security_is_counter_key_for_scans_and_admin_key_for_admin_routes() -> N
     assert security[("/v1/scans/{scan_id}", "get")] == [{"counterKey": []}]
     assert security[("/v1/revocations", "post")] == [{"adminKey": []}]
     assert security[("/v1/stats", "get")] == [{"adminKey": []}]
+    assert security[("/v1/admin/reload", "post")] == [{"adminKey": []}]
     assert security[("/v1/catalogue", "get")] == []
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import multiprocessing
 import os
@@ -100,6 +101,9 @@ def _serve(args: argparse.Namespace) -> int:
         raise UsageError("--workers must be at least 1")
     if args.workers > 1 and settings.redis_url is None:
         raise UsageError("--workers above 1 needs --redis-url: the embedded store is one process's memory")
+    # SIGHUP reloads the rules (verifier.web.reload) once the service runs; until then it is ignored rather
+    # than fatal, and spawned workers inherit the ignoring until their own handler is in place.
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     if args.workers == 1:
         _run_worker(settings, args.log_level, reuse_port=False)
         return 0
@@ -117,8 +121,15 @@ def _serve(args: argparse.Namespace) -> int:
         for worker in workers:
             worker.terminate()
 
+    def reload_all(signum: int, frame: object) -> None:
+        for worker in workers:
+            if worker.pid is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(worker.pid, signal.SIGHUP)
+
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGHUP, reload_all)
     for worker in workers:
         worker.join()
     return 0
@@ -147,13 +158,16 @@ def _exit_with(master: int) -> None:
 def _run_worker(settings: Any, log_level: str, reuse_port: bool, master: int | None = None) -> None:
     from verifier.web.app import create_app
     from verifier.web.logsink import configure
+    from verifier.web.reload import reload_on_sighup
     from verifier.web.server import run
 
     if master is not None:
         _exit_with(master)
     configure(log_level)  # a JSON line per scan, written in batches rather than a write per line
     print(f"verifier listening on http://{settings.host}:{settings.port} (pid {os.getpid()})", flush=True)
-    run(create_app(settings), settings.host, settings.port, reuse_port=reuse_port)
+    app = create_app(settings)
+    reload_on_sighup(app, master=master)
+    run(app, settings.host, settings.port, reuse_port=reuse_port)
 
 
 def _revoke(args: argparse.Namespace) -> int:

@@ -135,6 +135,7 @@ class ScanService:
             raise StoreUnsafeError(self._findings)
         if not self.trust.loaded:
             raise TrustNotLoadedError("信任列表尚未加载，暂时无法核验 / the trust list is not loaded yet")
+        catalogue = self.catalogue  # read once: a scan under way finishes on the rules it started with
         now = self.clock()
         business = _Business(operator, serial_no, item)
         # One code, one business: the cache is per counter, business, serial number and token, so the same
@@ -152,7 +153,7 @@ class ScanService:
                 self._lost_store(exc)
                 raise
             if found is not None:
-                return self._answered(found[0], counter, RESCAN, now, revoked=found[1])
+                return self._answered(found[0], counter, RESCAN, now, catalogue, revoked=found[1])
             rate = None  # counted by the lookup
         try:
             parsed: ParsedToken | None = parse(token)
@@ -163,7 +164,7 @@ class ScanService:
             return decide(
                 parsed or token,
                 trust=self.trust.current,
-                catalogue=self.catalogue,
+                catalogue=catalogue,
                 counter=counter,
                 scenario=scenario,
                 now=now,
@@ -178,18 +179,22 @@ class ScanService:
             # Not stored, not cached: an unverified token leaves no trace but its count and audit event (a flood
             # of junk cannot fill the store), and an answer that time or a trust-list refresh can change is
             # decided anew next time.
-            labels = (licence.type, licence.province) if licence else _claimed_labels(parsed, self.catalogue)
+            labels = (licence.type, licence.province) if licence else _claimed_labels(parsed, catalogue)
             tag = secrets.choice(SHARD_TAGS)
-            record = self._record(decision, counter, scenario, now, tag=tag, licence_id=None, business=business)
+            record = self._record(
+                decision, counter, scenario, now, tag=tag, licence_id=None, catalogue=catalogue, business=business
+            )
             try:
                 await self.store.note(tag, record, rate)
             except StoreUnavailableError as exc:
                 self._lost_store(exc)
                 raise
-            return self._answered(record, counter, FIRST, now, labels=labels)
+            return self._answered(record, counter, FIRST, now, catalogue, labels=labels)
         licence_id = self.identities.licence(licence.type, licence.province, licence.licence_no)
         tag = shard_tag(licence_id)
-        record = self._record(decision, counter, scenario, now, tag=tag, licence_id=licence_id, business=business)
+        record = self._record(
+            decision, counter, scenario, now, tag=tag, licence_id=licence_id, catalogue=catalogue, business=business
+        )
         expires_at = self._claim_expiry(decision.expires_at, now)
         commit = Commit(
             record=record,
@@ -207,7 +212,7 @@ class ScanService:
             self._lost_store(exc)
             raise
         self._remember(seen_key, licence_id)
-        return self._answered(stored, counter, RESCAN if cached else FIRST, now, revoked=revoked)
+        return self._answered(stored, counter, RESCAN if cached else FIRST, now, catalogue, revoked=revoked)
 
     def _rate(self, counter: str) -> Rate | None:
         if self._counter_rate is None:
@@ -242,9 +247,10 @@ class ScanService:
         *,
         tag: str,
         licence_id: str | None,
+        catalogue: Catalogue,
         business: _Business,
     ) -> ScanRecord:
-        view = trusted_licence_view(decision, self.catalogue)
+        view = trusted_licence_view(decision, catalogue)
         licence = decision.licence
         return ScanRecord(
             scan_id=f"{tag}-{secrets.token_urlsafe(12)}",  # nothing of the licence: its tag is one of sixteen
@@ -267,6 +273,7 @@ class ScanService:
         counter: Counter,
         kind: str,
         now: float,
+        catalogue: Catalogue,
         *,
         revoked: bool = False,
         labels: tuple[str, str] | None = None,
@@ -275,7 +282,7 @@ class ScanService:
         licence revoked since is answered (and counted) REVOKED."""
         if revoked and record.decision == "accepted":
             record = record.settled(REVOKED)
-        record = self._expanded(record)
+        record = self._expanded(record, catalogue)
         licence = record.licence or {}
         licence_type, province = licence.get("type", "-"), licence.get("issuing_province", "-")
         stat_type, stat_province = labels or (licence_type, province)
@@ -286,9 +293,9 @@ class ScanService:
         self.store.count(answer_fields(record.decision, record.reasons, labels_key, kind, self._minute[1]))
         return ScanResult(record, kind == RESCAN, licence_type, province)
 
-    def _expanded(self, record: ScanRecord) -> ScanRecord:
+    def _expanded(self, record: ScanRecord, catalogue: Catalogue) -> ScanRecord:
         """The record with its licence view whole again (the store keeps only the token's part)."""
-        return record.with_licence(expand_licence(record.licence, self.catalogue)) if record.licence else record
+        return record.with_licence(expand_licence(record.licence, catalogue)) if record.licence else record
 
     async def get_scan(self, scan_id: str) -> ScanRecord | None:
         """A stored scan by id, as it would be answered now: an acceptance of a licence revoked since is REVOKED."""
@@ -296,7 +303,13 @@ class ScanService:
         if found is None:
             return None
         record, revoked = found
-        return self._expanded(record.settled(REVOKED) if revoked and record.decision == "accepted" else record)
+        settled = record.settled(REVOKED) if revoked and record.decision == "accepted" else record
+        return self._expanded(settled, self.catalogue)
+
+    def replace_catalogue(self, catalogue: Catalogue) -> None:
+        """Decide every scan that starts from now on by ``catalogue`` (the rules reloaded); scans under way
+        finish on the one they started with."""
+        self.catalogue = catalogue
 
     async def revoke(
         self, licence_type: str, province: str, licence_no: str, *, reason: str, restore: bool = False

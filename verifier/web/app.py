@@ -27,9 +27,10 @@ from verifier.errors import StoreUnavailableError
 from verifier.service.ports import ScanStore, TrustSource
 from verifier.service.scan import ScanService
 from verifier.service.settings import JwksSource, Settings
-from verifier.web import appkeys, handlers, pages
+from verifier.web import appkeys, handlers, pages, reload
 from verifier.web.edge import problem_middleware
 from verifier.web.metrics import Metrics
+from verifier.web.reload import RulesReloader
 from verifier.web.server import DIRECT_ROUTES
 
 log = logging.getLogger("verifier")
@@ -115,9 +116,10 @@ def create_app(
     app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[problem_middleware])
     app[appkeys.SETTINGS] = settings
     app[appkeys.METRICS] = Metrics()
+    data = Path(settings.data_dir) if settings.data_dir else None
 
     async def service_ctx(app: web.Application) -> AsyncIterator[None]:
-        cat = catalogue or load_catalogue()
+        cat = catalogue or load_catalogue(data)
         refresher = None
         source: TrustSource
         if trust is None:
@@ -142,6 +144,7 @@ def create_app(
             revocation_ttl=settings.revocation_days * 86400 or None,
         )
         app[appkeys.SERVICE] = service
+        app[appkeys.RELOADER] = RulesReloader(service, data)
         if settings.allow_volatile_store and settings.redis_url is not None:
             log.warning(
                 "--allow-volatile-store: a Redis restart may forget one-time-use claims — tests and benchmarks only"
@@ -174,6 +177,7 @@ def create_app(
     app.cleanup_ctx.append(service_ctx)
     app.cleanup_ctx.append(keys_ctx)
     handlers.add_routes(app)
+    reload.add_routes(app)
     app[DIRECT_ROUTES] = (("POST", "/v1/scans"),)  # served without routing each request by verifier serve
     pages.add_routes(app)
     return app

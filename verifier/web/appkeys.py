@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from aiohttp import web
 
 from verifier.adapters.api_keys import KeyLookup
@@ -9,7 +11,11 @@ from verifier.service.scan import ScanService
 from verifier.service.settings import Settings
 from verifier.web.metrics import Metrics
 
+if TYPE_CHECKING:
+    from verifier.web.reload import RulesReloader
+
 SETTINGS = web.AppKey("settings", Settings)
 SERVICE = web.AppKey("service", ScanService)
 API_KEYS: web.AppKey[KeyLookup] = web.AppKey("api_keys")  # the key file (embedded) or the shared store's
 METRICS = web.AppKey("metrics", Metrics)
+RELOADER: web.AppKey[RulesReloader] = web.AppKey("reloader")
