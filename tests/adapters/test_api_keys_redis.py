@@ -51,22 +51,13 @@ WITHIN = 1.0  # seconds: a change is in effect on every instance by then
 
 
 @pytest.fixture(scope="module")
-def shared_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    """The redis-server both instances use (keys of its own, apart from the session's)."""
-    server = RedisServer(tmp_path_factory.mktemp("keys-redis"))
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def instances(tmp_path_factory: pytest.TempPathFactory, shared_redis: RedisServer) -> Iterator[list[int]]:
-    """Two ``verifier serve`` processes on ``shared_redis``, each on its own port: their ports."""
+def instances(tmp_path_factory: pytest.TempPathFactory, redis_server: RedisServer) -> Iterator[list[int]]:
+    """Two ``verifier serve`` processes on ``redis_server``, each on its own port: their ports."""
     env = {**os.environ, "VERIFIER_STATE_DIR": str(tmp_path_factory.mktemp("keys-state"))}
     ports = [free_port(), free_port()]
     processes = [
         subprocess.Popen(
-            [sys.executable, "-m", "verifier", "serve", "--port", str(port), "--redis-url", shared_redis.url],
+            [sys.executable, "-m", "verifier", "serve", "--port", str(port), "--redis-url", redis_server.url],
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -123,12 +114,12 @@ async def _revoke(url: str, principal: str) -> bool:
 
 
 async def test_a_key_issued_replaced_or_revoked_takes_effect_on_both_instances_within_a_second(
-    instances: list[int], shared_redis: RedisServer
+    instances: list[int], redis_server: RedisServer
 ) -> None:
     """A counter's and the administrator's keys, written straight into Redis (as the commands do, minus
     their wait): each works on both instances within a second, a replaced one stops there within a second
     while its successor works, and a revoked one stops within a second."""
-    url = shared_redis.url
+    url = redis_server.url
     for principal, path in ((NOTARY, "/v1/counters/me"), (ADMIN, "/v1/stats")):
         first = await _issue(url, principal)
         assert await _until(instances, path, first, 200) < WITHIN
@@ -140,12 +131,12 @@ async def test_a_key_issued_replaced_or_revoked_takes_effect_on_both_instances_w
 
 
 async def test_the_key_commands_refuse_a_replacement_unless_asked_and_take_effect_when_they_return(
-    instances: list[int], shared_redis: RedisServer, capsys: pytest.CaptureFixture[str]
+    instances: list[int], redis_server: RedisServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """`verifier counters key ID --redis-url`, run again, exits 2 saying so in both languages and the key
     keeps working; with --replace the old key is refused by both instances as the command returns;
     `counters revoke-key` and `admin-key --revoke` likewise."""
-    redis = ["--redis-url", shared_redis.url]
+    redis = ["--redis-url", redis_server.url]
 
     async def run(*args: str) -> tuple[int, str, str]:
         code = await asyncio.to_thread(main, [*args, *redis])
@@ -179,10 +170,10 @@ async def test_the_key_commands_refuse_a_replacement_unless_asked_and_take_effec
         assert (code, "had no key" in said) == (0, True)
 
 
-async def test_redis_holds_the_hashes_only(shared_redis: RedisServer) -> None:
+async def test_redis_holds_the_hashes_only(redis_server: RedisServer) -> None:
     """Every key and value in Redis after issuing keys: no secret part of a key anywhere, its SHA-256 only."""
-    issued = [await _issue(shared_redis.url, principal) for principal in (NOTARY, ADMIN)]
-    client = Redis.from_url(shared_redis.url, decode_responses=True)
+    issued = [await _issue(redis_server.url, principal) for principal in (NOTARY, ADMIN)]
+    client = Redis.from_url(redis_server.url, decode_responses=True)
     try:
         everything = []
         async for name in client.scan_iter():
@@ -199,12 +190,12 @@ async def test_redis_holds_the_hashes_only(shared_redis: RedisServer) -> None:
         assert hashed[principal] == hashlib.sha256(key.encode()).hexdigest()
 
 
-async def test_a_replacement_the_store_refuses_leaves_the_key_as_it_was(shared_redis: RedisServer) -> None:
+async def test_a_replacement_the_store_refuses_leaves_the_key_as_it_was(redis_server: RedisServer) -> None:
     """RedisKeys.issue without replace raises KeyExistsError and the stored hash does not change."""
-    key = await _issue(shared_redis.url, NOTARY)
+    key = await _issue(redis_server.url, NOTARY)
     with pytest.raises(KeyExistsError):
-        await _issue(shared_redis.url, NOTARY, replace=False)
-    store = RedisStore.from_url(shared_redis.url)
+        await _issue(redis_server.url, NOTARY, replace=False)
+    store = RedisStore.from_url(redis_server.url)
     keys = RedisKeys(store)
     try:
         await keys.refresh()
