@@ -30,13 +30,14 @@ def _say(message: str) -> None:
     print(message, file=sys.stderr)
 
 
-def _where(redis_url: str | None) -> str:
+def _where(redis_url: str | None) -> tuple[str, str]:
+    """Where the hashes went, in Chinese and in English."""
     if redis_url:
-        return "共享存储 (Redis)，各实例均已生效 / the shared store (Redis), in effect on every instance"
+        return "Redis，各实例均已生效", "Redis, in effect on every instance"
     return (
-        "本机状态目录的 api-keys.json（仅嵌入式存储的服务读取；使用 Redis 的服务请加 --redis-url）"
-        " / the state folder's api-keys.json (read by a service on the embedded store only;"
-        " for a service on Redis give --redis-url)"
+        "本机状态目录的 api-keys.json，仅使用嵌入式存储的服务读取（使用 Redis 的服务请加 --redis-url）",
+        "the state folder's api-keys.json, read by a service on the embedded store only"
+        " (for a service on Redis give --redis-url)",
     )
 
 
@@ -81,16 +82,20 @@ def _issue(principal: str, shown: str, args: argparse.Namespace) -> int:
             f" stops working), or {revoke} to revoke it"
         ) from None
     print(key)
-    replaced = "（旧密钥已失效）/ (the old key no longer works)" if args.replace else ""
-    _say(f"{shown}: 新密钥已存入 / new key stored in {_where(args.redis_url)} {replaced}".rstrip())
+    zh, en = _where(args.redis_url)
+    if args.replace:
+        _say(f"{shown}: 新密钥已存入{zh}；旧密钥（如有）已失效 / new key stored in {en}; any old key no longer works")
+    else:
+        _say(f"{shown}: 新密钥已存入{zh} / new key stored in {en}")
     return 0
 
 
 def _revoke(principal: str, shown: str, args: argparse.Namespace) -> int:
+    zh, en = _where(args.redis_url)
     if _revoked(principal, redis_url=args.redis_url):
-        _say(f"{shown}: 密钥已作废 / key revoked in {_where(args.redis_url)}")
+        _say(f"{shown}: 密钥已作废（{zh}）/ key revoked ({en})")
     else:
-        _say(f"{shown}: 本无密钥，无需作废 / had no key; nothing to revoke ({_where(args.redis_url)})")
+        _say(f"{shown}: 本无密钥，无需作废（{zh}）/ had no key; nothing to revoke ({en})")
     return 0
 
 
