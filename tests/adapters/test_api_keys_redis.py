@@ -318,3 +318,30 @@ async def test_keys_not_read_yet_are_a_503_not_a_401(aiohttp_client: ClientFacto
     client = await aiohttp_client(app)
     async with client.get("/v1/counters/me", headers={"Authorization": f"Bearer {NOTARY}.anything"}) as response:
         assert response.status == 503
+
+
+async def test_a_key_change_waits_for_the_replicas_the_service_asks_for(
+    tmp_path: Path, own_redis: RedisServer, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With VERIFIER_MIN_REPLICA_ACKS=1 (as `verifier serve` reads it) a key command counts its change once a
+    replica holds it, so a revoked key cannot come back with a failover; no replica answering is exit 2."""
+    (tmp_path / "replica").mkdir()
+    replica = RedisServer(tmp_path / "replica", extra_args=("--replicaof", "127.0.0.1", str(own_redis.port)))
+    replica.start()
+    monkeypatch.setenv("VERIFIER_MIN_REPLICA_ACKS", "1")
+    redis = ["--redis-url", own_redis.url]
+    try:
+        client = Redis(port=replica.port, decode_responses=True)
+        deadline = time.monotonic() + 15
+        while (await client.info("replication")).get("master_link_status") != "up":
+            assert time.monotonic() < deadline, "the replica did not connect"
+            await asyncio.sleep(0.1)
+        assert await asyncio.to_thread(main, ["counters", "key", NOTARY, *redis]) == 0
+        key = capsys.readouterr().out.strip()
+        assert await client.hget("cy:api-keys", NOTARY) == hashlib.sha256(key.encode()).hexdigest()
+        await client.aclose()
+        replica.pause()
+        assert await asyncio.to_thread(main, ["counters", "revoke-key", NOTARY, *redis]) == 2
+        assert "replicas acknowledged" in capsys.readouterr().err
+    finally:
+        replica.stop()

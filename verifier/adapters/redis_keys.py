@@ -65,7 +65,8 @@ class RedisKeys:
 
     async def _change(self, action: str, principal: str, hashed: str, *, replace: bool) -> bool:
         args = (action, principal, hashed, "1" if replace else "0", secrets.token_hex(16))
-        changed: int = await self._store.command("EVAL", _CHANGE, 1, self._name, *args)
+        # Replicated as a licence revocation is: a revoked key must not come back with a failover.
+        changed: int = await self._store.command("EVAL", _CHANGE, 1, self._name, *args, replicated=True)
         return changed == 1
 
     async def issue(self, principal: str, *, replace: bool = False) -> str:

@@ -412,10 +412,11 @@ class RedisStore:
         """The full name of a key of this store's own (its prefix + ``name``), for modules beside it."""
         return self._prefix + name
 
-    async def command(self, *args: str | int) -> Any:
+    async def command(self, *args: str | int, replicated: bool = False) -> Any:
         """One command on the store's connection, bounded and failing as the store's own calls do
-        (StoreUnavailableError): for modules beside the store (verifier.adapters.redis_keys)."""
-        return await self._call(*args)
+        (StoreUnavailableError): for modules beside the store (verifier.adapters.redis_keys). ``replicated``:
+        a write that counts only once ``min_replica_acks`` replicas hold it, as a revocation does."""
+        return await (self._replicated(self._call(*args)) if replicated else self._call(*args))
 
 
 def _info(reply: Any) -> dict[str, str]:

@@ -44,11 +44,18 @@ def _where(redis_url: str | None) -> tuple[str, str]:
 def _on_redis(redis_url: str, act: Callable[[RedisKeys], Awaitable[T]]) -> T:
     """Run ``act`` on the shared store's keys, connected for this command only; return once every
     instance has seen the change, so a script may use (or count as dead) the key at once."""
+    from verifier.adapters.redis_cluster import CLUSTER_SCHEMES
     from verifier.adapters.redis_keys import SEEN_WITHIN, RedisKeys
     from verifier.adapters.redis_store import RedisStore
 
+    # A change counts once as many replicas hold it as the service asks of a claim (a cluster has no WAIT).
+    try:
+        acks = 0 if redis_url.startswith(CLUSTER_SCHEMES) else int(os.environ.get("VERIFIER_MIN_REPLICA_ACKS") or 0)
+    except ValueError:
+        raise UsageError("VERIFIER_MIN_REPLICA_ACKS must be a whole number / 须为整数") from None
+
     async def run() -> T:
-        store = RedisStore.from_url(redis_url)
+        store = RedisStore.from_url(redis_url, min_replica_acks=acks)
         try:
             result = await act(RedisKeys(store))
         finally:
