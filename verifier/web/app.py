@@ -130,6 +130,7 @@ def create_app(
         else:
             source = trust
         state = store or build_store(settings)
+        app[appkeys.API_KEYS] = api_keys or build_keys(state)
         service = ScanService(
             cat,
             source,
@@ -163,8 +164,7 @@ def create_app(
         await state.close()
 
     async def keys_ctx(app: web.Application) -> AsyncIterator[None]:
-        keys = api_keys or build_keys(app[appkeys.SERVICE].store)
-        app[appkeys.API_KEYS] = keys
+        keys = app[appkeys.API_KEYS]
         if not isinstance(keys, RedisKeys):
             yield
             return
