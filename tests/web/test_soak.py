@@ -33,6 +33,8 @@ from tests.helpers import ClientFactory
 from tests.redis_server import RedisServer, free_port
 from verifier.adapters.api_keys import ApiKeys
 from verifier.adapters.memory_store import MemoryStore
+from verifier.adapters.redis_keys import RedisKeys
+from verifier.adapters.redis_store import RedisStore
 from verifier.adapters.trust_source import JwksTrustSource
 from verifier.core.catalogue import Catalogue
 from verifier.issuer.apps import App, apps
@@ -212,10 +214,12 @@ async def load_with_faults(
     monkeypatch.setenv("VERIFIER_STATE_DIR", str(state))
     store = KeyStore(catalogue.units.values(), state)
     ring = store.keyring(time.time())
-    api_keys = ApiKeys(state / "api-keys.json")
-    auth = {c: {"Authorization": f"Bearer {api_keys.issue(c)}"} for cs in COUNTERS.values() for c in cs}
     redis = RedisServer(tmp_path, extra_args=PERSISTENT)
     redis.start()
+    keys_store = RedisStore.from_url(redis.url)  # a service on Redis reads its keys there
+    api_keys = RedisKeys(keys_store)
+    auth = {c: {"Authorization": f"Bearer {await api_keys.issue(c)}"} for cs in COUNTERS.values() for c in cs}
+    await keys_store.close()
     port = free_port()
     command = [
         sys.executable,
