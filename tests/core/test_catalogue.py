@@ -15,7 +15,17 @@ from pathlib import Path
 import pytest
 
 from verifier.adapters.catalogue_files import load_catalogue
-from verifier.core.catalogue import PROVINCES, Catalogue, Counter, LicenceType
+from verifier.core.catalogue import (
+    PROVINCE_CODES,
+    PROVINCES,
+    Catalogue,
+    Counter,
+    LicenceType,
+    city_division,
+    district_division,
+    province_division,
+)
+from verifier.core.catalogue_view import counters_document
 from verifier.errors import CatalogueError
 
 DATA = Path(__file__).resolve().parents[2] / "data"
@@ -667,6 +677,110 @@ def test_every_recognised_type_has_an_accepting_counter(catalogue: Catalogue, se
     )
 
 
+# ---- GB/T 2260 division codes ----
+
+# The codes data/ uses, as the published county-level list (民政部 行政区划代码) gives them.
+GB2260: dict[str, str] = {
+    "510000": "四川省",
+    "510100": "成都市",
+    "510700": "绵阳市",
+    "510703": "涪城区",
+    "500000": "重庆市",
+    "500101": "万州区",
+    "500103": "渝中区",
+    "500112": "渝北区",
+}
+
+# Institutions whose name says their district: (city, district).
+DISTRICTS: dict[str, tuple[str, str]] = {
+    "sc-notary-fucheng": ("510700", "510703"),
+    "cq-notary-yubei": ("500000", "500112"),
+    "cq-justice-yuzhong": ("500000", "500103"),
+    "cq-agri-wanzhou": ("500000", "500101"),
+    "cq-culture-yuzhong": ("500000", "500103"),
+    "cq-yuzhong-library": ("500000", "500103"),
+    "cq-sport-yuzhong": ("500000", "500103"),
+}
+
+
+@pytest.mark.parametrize(
+    ("code", "province", "city", "district"),
+    [
+        ("510703", "510000", "510700", "510703"),
+        ("510100", "510000", "510100", None),
+        ("510000", "510000", None, None),
+        ("500103", "500000", "500000", "500103"),
+        ("500229", "500000", "500000", "500229"),
+        ("500000", "500000", "500000", None),
+    ],
+    ids=["sc-district", "sc-city", "sc-province", "cq-district", "cq-county", "cq-municipality"],
+)
+def test_division_codes_split_into_province_city_and_district(
+    code: str, province: str, city: str | None, district: str | None
+) -> None:
+    """A GB/T 2260 code splits into province, city and district; Chongqing's districts stand right under 500000."""
+    assert (province_division(code), city_division(code), district_division(code)) == (province, city, district)
+
+
+def test_division_names_are_the_published_ones(catalogue: Catalogue) -> None:
+    """Every [[division]] of data/ has the code and name of the published list, and there are no others."""
+    assert {code: d.name_zh for code, d in catalogue.divisions.items()} == GB2260
+
+
+def test_every_institution_stands_in_a_named_city_of_its_province(catalogue: Catalogue) -> None:
+    """Each institution has a city (named in data/) inside its own province."""
+    for inst in catalogue.institutions.values():
+        assert inst.province_division == str(PROVINCE_CODES[inst.province]), inst.code
+        assert inst.city_division in catalogue.divisions, inst.code
+
+
+@pytest.mark.parametrize(("code", "where"), DISTRICTS.items(), ids=list(DISTRICTS))
+def test_institutions_named_after_a_district_stand_in_it(
+    catalogue: Catalogue, code: str, where: tuple[str, str]
+) -> None:
+    """An institution whose name says its district has that district's code, and its city's."""
+    inst = catalogue.institutions[code]
+    assert (inst.city_division, inst.district_division) == where
+    assert GB2260[where[1]].removesuffix("区") in inst.name_zh
+
+
+def test_other_institutions_give_their_city_only(catalogue: Catalogue) -> None:
+    """An institution whose name does not say its district gives its city only, never a guessed district."""
+    others = [i for i in catalogue.institutions.values() if i.code not in DISTRICTS]
+    assert others
+    assert all(i.district_division is None for i in others)
+    assert {i.city_division for i in others} == {"510100", "510700", "500000"}
+
+
+@pytest.mark.parametrize(
+    ("counter", "division"),
+    [
+        (
+            "sc-notary-fucheng-01",
+            {"code": "510703", "province": "510000", "city": "510700", "district": "510703",
+             "name_zh": "四川省绵阳市涪城区", "name_en": "Fucheng District, Mianyang, Sichuan"},
+        ),
+        (
+            "cq-justice-yuzhong-01",
+            {"code": "500103", "province": "500000", "city": "500000", "district": "500103",
+             "name_zh": "重庆市渝中区", "name_en": "Yuzhong District, Chongqing"},
+        ),
+        (
+            "sc-justice-dept-01",
+            {"code": "510100", "province": "510000", "city": "510100", "district": None,
+             "name_zh": "四川省成都市", "name_en": "Chengdu, Sichuan"},
+        ),
+    ],
+    ids=["sc-district", "cq-district", "sc-city-only"],
+)  # fmt: skip
+def test_counter_registry_says_where_each_counter_stands(
+    catalogue: Catalogue, counter: str, division: dict[str, str | None]
+) -> None:
+    """``verifier counters --json`` gives each counter's institution its division codes and full name."""
+    (entry,) = [c for c in counters_document(catalogue)["counters"] if c["id"] == counter]
+    assert entry["institution"]["division"] == division
+
+
 # ---- broken data ----
 
 
@@ -828,6 +942,56 @@ BREAKS = [
             ("institution", "cq-library", "field province", "Chongqing"),
         ),
         id="institution-of-unknown-province",
+    ),
+    pytest.param(
+        Break(
+            "institutions.toml",
+            'code = "cq-justice-yuzhong"',
+            'division = "500103"',
+            'division = "510104"',
+            ("cq-justice-yuzhong", "field division", "510104 is not in CQ (500000)"),
+        ),
+        id="division-in-the-other-province",
+    ),
+    pytest.param(
+        Break(
+            "institutions.toml",
+            'code = "sc-library"',
+            'division = "510100"',
+            'division = "510000"',
+            ("sc-library", "field division", "province's code"),
+        ),
+        id="division-without-a-city",
+    ),
+    pytest.param(
+        Break(
+            "institutions.toml",
+            'code = "sc-notary-shudu"',
+            'division = "510100"',
+            'division = "510104"',
+            ("sc-notary-shudu", "field division", "no [[division]] named 510104"),
+        ),
+        id="division-not-named",
+    ),
+    pytest.param(
+        Break(
+            "institutions.toml",
+            'code = "cq-library"',
+            'division = "500000"',
+            'division = "50000"',
+            ("cq-library", "field division", "does not match"),
+        ),
+        id="division-of-five-digits",
+    ),
+    pytest.param(
+        Break(
+            "institutions.toml",
+            'name_zh = "渝北区"',
+            'code = "500112"',
+            'code = "500103"',
+            ("division code=500103", "duplicate code"),
+        ),
+        id="duplicate-division",
     ),
     pytest.param(
         Break(

@@ -15,11 +15,13 @@ from jsonschema import Draft202012Validator
 from verifier.adapters.paths import data_dir, schema_dir
 from verifier.core.catalogue import (
     CELLS,
+    PROVINCE_CODES,
     PROVINCES,
     Attribute,
     Catalogue,
     Channel,
     Counter,
+    Division,
     Institution,
     InstitutionKind,
     IssuingUnit,
@@ -111,7 +113,7 @@ def _tuple(value: Any) -> tuple[str, ...] | None:
 
 def _build(raw: dict[str, dict[str, Any]]) -> Catalogue:
     institutions = {
-        d["code"]: Institution(d["code"], d["name_zh"], d["province"], d["level"], tuple(d["kinds"]))
+        d["code"]: Institution(d["code"], d["name_zh"], d["province"], d["level"], tuple(d["kinds"]), d["division"])
         for d in raw["institutions"]["institution"]
     }
     return Catalogue(
@@ -130,6 +132,7 @@ def _build(raw: dict[str, dict[str, Any]]) -> Catalogue:
             d["seq"]: Item(d["seq"], d["name_zh"], tuple(d["lead_departments"]), d.get("name_cq_zh"))
             for d in raw["items"]["item"]
         },
+        divisions={d["code"]: Division(**d) for d in raw["institutions"]["division"]},
     )
 
 
@@ -171,6 +174,7 @@ def _cross_check(cat: Catalogue, raw: dict[str, dict[str, Any]]) -> Iterator[str
         ("scenarios", "scenario", "code"),
         ("institutions", "institution", "code"),
         ("institutions", "kind", "code"),
+        ("institutions", "division", "code"),
         ("counters", "counter", "id"),
         ("items", "item", "seq"),
     ):
@@ -194,6 +198,26 @@ def _cross_check(cat: Catalogue, raw: dict[str, dict[str, Any]]) -> Iterator[str
         for k in inst.kinds:
             if k not in cat.kinds:
                 yield f"data/institutions.toml: institution ({inst.code}), field kinds: unknown kind {k!r}"
+        yield from (
+            f"data/institutions.toml: institution ({inst.code}), field division: {p}"
+            for p in _division_problems(cat, inst)
+        )
+
+
+def _division_problems(cat: Catalogue, inst: Institution) -> Iterator[str]:
+    """An institution's division must lie in its province, name at least a city, and be named (with its city)
+    under ``[[division]]``, so that reports by city can say which."""
+    code = inst.division
+    province = str(PROVINCE_CODES[inst.province])
+    if inst.province_division != province:
+        yield f"{code} is not in {inst.province} ({province})"
+        return
+    if inst.city_division is None:
+        yield f"{code} is a province's code: give the city or district the institution stands in"
+        return
+    for needed in dict.fromkeys((code, inst.city_division)):
+        if needed not in cat.divisions:
+            yield f"no [[division]] named {needed} (add its code, name_zh and name_en)"
 
 
 def _licence_problems(cat: Catalogue, lt: LicenceType) -> Iterator[str]:

@@ -16,6 +16,12 @@ PROVINCE_CODES: dict[str, int] = {"SC": 510000, "CQ": 500000}
 PROVINCE_NAMES_ZH: dict[str, str] = {"SC": "四川", "CQ": "重庆"}
 NATIONAL = "national"
 
+# GB/T 2260 division codes: two digits of province, two of city (prefecture), two of county or district.
+# The municipalities directly under the central government (Beijing, Tianjin, Shanghai, Chongqing) have no
+# city level: their districts (5001xx) and counties (5002xx) stand directly under the municipality, which
+# is then its own city — 500103 渝中区 is in the city 500000 重庆市, not in a "500100".
+MUNICIPALITIES: frozenset[str] = frozenset({"11", "12", "31", "50"})
+
 # Cells of a row the decision depends on; losing any of them makes the row not yet recognised.
 RULE_CELLS: tuple[str, ...] = ("name_zh", "issuing_units", "channels", "scenarios", "pilot_scope")
 CELLS: tuple[str, ...] = (*RULE_CELLS[:4], "related_items", "pilot_scope")
@@ -62,15 +68,60 @@ class RelatedItem:
     item: int | None = None
 
 
+def province_division(code: str) -> str:
+    """The province (or municipality) of a GB/T 2260 division code: 510703 -> 510000."""
+    return code[:2] + "0000"
+
+
+def city_division(code: str) -> str | None:
+    """The city of a division code: 510703 -> 510700, 500103 -> 500000 (a municipality is its own city);
+    None for a province's own code (510000)."""
+    if code[:2] in MUNICIPALITIES:
+        return province_division(code)
+    return code[:4] + "00" if code[2:4] != "00" else None
+
+
+def district_division(code: str) -> str | None:
+    """The district or county of a division code: 510703 -> 510703; None for a city's or a province's code."""
+    return code if code[4:] != "00" else None
+
+
+@dataclass(frozen=True, slots=True)
+class Division:
+    """A GB/T 2260 administrative division (行政区划) that institutions stand in, with its names."""
+
+    code: str
+    name_zh: str
+    name_en: str
+
+
 @dataclass(frozen=True, slots=True)
 class Institution:
-    """A place with counters, of one or more kinds, in one province."""
+    """A place with counters, of one or more kinds, in one province. ``division`` is the GB/T 2260 code of
+    where it stands: its district or county (510703 涪城区) where known, else its city (510100 成都市;
+    500000 for a Chongqing body of the whole municipality)."""
 
     code: str
     name_zh: str
     province: str
     level: str
     kinds: tuple[str, ...]
+    division: str
+
+    @property
+    def province_division(self) -> str:
+        """The GB/T 2260 code of its province: 510000 or 500000."""
+        return province_division(self.division)
+
+    @property
+    def city_division(self) -> str | None:
+        """The GB/T 2260 code of its city: 510100 成都市, 510700 绵阳市, 500000 重庆市."""
+        return city_division(self.division)
+
+    @property
+    def district_division(self) -> str | None:
+        """The GB/T 2260 code of its district or county (510703, 500103); None where only the city is known."""
+        return district_division(self.division)
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,6 +236,7 @@ class Catalogue:
     institutions: dict[str, Institution]
     counters: dict[str, Counter]
     items: dict[int, Item] = field(default_factory=dict)
+    divisions: dict[str, Division] = field(default_factory=dict)
 
     @cached_property
     def _seq_index(self) -> dict[int, LicenceType]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from verifier.core.catalogue import PROVINCE_CODES, PROVINCES, Catalogue, LicenceType
+from verifier.core.catalogue import PROVINCE_CODES, PROVINCES, Catalogue, Institution, LicenceType
 
 
 def licence_document(cat: Catalogue, lt: LicenceType) -> dict[str, Any]:
@@ -75,6 +75,23 @@ def catalogue_document(cat: Catalogue) -> dict[str, Any]:
     }
 
 
+def division_document(cat: Catalogue, inst: Institution) -> dict[str, Any]:
+    """Where an institution stands: its GB/T 2260 code, the province, city and district codes it falls in
+    (``district`` null where only the city is known) and the full name, largest division first."""
+    parts = dict.fromkeys(
+        code for code in (inst.province_division, inst.city_division, inst.district_division) if code is not None
+    )
+    named = [cat.divisions[code] for code in parts if code in cat.divisions]
+    return {
+        "code": inst.division,
+        "province": inst.province_division,
+        "city": inst.city_division,
+        "district": inst.district_division,
+        "name_zh": "".join(d.name_zh for d in named),
+        "name_en": ", ".join(d.name_en for d in reversed(named)),
+    }
+
+
 def counters_document(cat: Catalogue) -> dict[str, Any]:
     """The counter registry, as ``verifier counters --json`` gives it."""
     return {
@@ -86,6 +103,7 @@ def counters_document(cat: Catalogue) -> dict[str, Any]:
                     "code": c.institution.code,
                     "name_zh": c.institution.name_zh,
                     "level": c.institution.level,
+                    "division": division_document(cat, c.institution),
                 },
                 "province": c.province,
                 "kinds": list(c.institution.kinds),
