@@ -781,6 +781,26 @@ def test_counter_registry_says_where_each_counter_stands(
     assert entry["institution"]["division"] == division
 
 
+@pytest.mark.parametrize(
+    ("scenario", "items"),
+    [("notary-driving-licence", (22,)), ("employment-subsidy", (44,)), ("justice-admin", ()), ("unknown", ())],
+    ids=["notary-item-22", "employment-item-44", "justice-none", "unknown-scenario"],
+)
+def test_scenario_items_are_the_numbered_items_of_its_rows(
+    catalogue: Catalogue, scenario: str, items: tuple[int, ...]
+) -> None:
+    """A business may be done for the numbered 川渝通办 items of the rows naming it; other names are not items."""
+    assert tuple(i.seq for i in catalogue.scenario_items(scenario)) == items
+
+
+def test_scenarios_of_rows_with_unnumbered_items_have_none(catalogue: Catalogue) -> None:
+    """Row 6's related items are not among the 95, so its business (transport) offers no item to pick."""
+    row = _row(catalogue, 6)
+    assert row.related_items
+    assert all(ri.item is None for ri in row.related_items)
+    assert catalogue.scenario_items("transport-service-enforcement") == ()
+
+
 # ---- broken data ----
 
 

@@ -265,7 +265,8 @@ async def scans_decide(api: Api) -> None:
 
 
 async def scans_refuse(api: Api) -> None:
-    """Malformed bodies are 400, missing or wrong keys 401, oversized 413, not JSON 415, unknown scenario 422."""
+    """Malformed bodies are 400, missing or wrong keys 401, oversized 413, not JSON 415, unknown scenario or an
+    item not of the scenario 422."""
     token = api.scene.driving_licence("SC")
     good = {"token": token, "scenario": "notary-driving-licence"}
     await api.call("POST", "/v1/scans", 400, as_=NOTARY, data=b'{"token": ', content_type="application/json")
@@ -281,6 +282,8 @@ async def scans_refuse(api: Api) -> None:
     await api.call("POST", "/v1/scans", 415, as_=NOTARY, data=json.dumps(good), content_type="text/plain")
     unknown = await api.call("POST", "/v1/scans", 422, as_=NOTARY, json_body={**good, "scenario": "karaoke"})
     assert (unknown["field"], unknown["allowed"]) == ("scenario", ["notary-driving-licence"])
+    item = await api.call("POST", "/v1/scans", 422, as_=NOTARY, json_body={**good, "item": 44})
+    assert (item["field"], item["allowed"]) == ("item", [22])
 
 
 async def revocations(api: Api) -> None:

@@ -126,6 +126,7 @@ async def test_scan_log_is_one_json_line_per_scan_without_token_number_or_name(
         "operator": "clerk-017",
         "serial_no": "S-1",
         "scenario": DRIVING,
+        "item": None,
         "type": "driving-licence",
         "issuing_province": "SC",
         "decision": "accepted",

@@ -242,6 +242,20 @@ class Catalogue:
     def _seq_index(self) -> dict[int, LicenceType]:
         return {lt.seq: lt for lt in self.licences.values()}
 
+    @cached_property
+    def _scenario_items(self) -> dict[str, tuple[Item, ...]]:
+        numbers: dict[str, set[int]] = {code: set() for code in self.scenarios}
+        for lt in self.licences.values():
+            numbered = {ri.item for ri in lt.related_items or () if ri.item is not None and ri.item in self.items}
+            for scenario in lt.scenarios or ():
+                numbers.setdefault(scenario, set()).update(numbered)
+        return {code: tuple(self.items[n] for n in sorted(seqs)) for code, seqs in numbers.items()}
+
+    def scenario_items(self, scenario: str) -> tuple[Item, ...]:
+        """The 川渝通办 items (事项) a business may be done for: the numbered related items of every row of the
+        list that names the scenario, in the order of the 2020 list; empty for a business with none."""
+        return self._scenario_items.get(scenario, ())
+
     def licence_by_seq(self, seq: int) -> LicenceType | None:
         """The licence type with 序号 ``seq`` (how a presentation token names it)."""
         return self._seq_index.get(seq)

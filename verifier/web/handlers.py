@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from verifier.core.catalogue import PROVINCES, Counter
+from verifier.core.catalogue import PROVINCES, Catalogue, Counter
 from verifier.core.catalogue_view import catalogue_document
 from verifier.core.stats import stats_document
 from verifier.service.scan import ScanResult, scan_document
@@ -50,11 +50,35 @@ async def post_scan(request: web.Request) -> web.Response:
     service = request.app[appkeys.SERVICE]
     if scenario not in service.catalogue.scenarios:
         raise ProblemError(422, f"unknown scenario {scenario!r}", field="scenario", allowed=list(counter.scenarios))
-    result = await service.scan(counter, token, scenario, operator=operator, serial_no=serial_no)
+    item = _scan_item(body, scenario, service.catalogue)
+    result = await service.scan(counter, token, scenario, operator=operator, serial_no=serial_no, item=item)
     elapsed = time.perf_counter() - started
     request.app[appkeys.METRICS].observe(result.record.decision, result.cached, elapsed)
-    _log_scan(result, counter, elapsed, operator=operator, serial_no=serial_no)
+    _log_scan(result, counter, elapsed, operator=operator, serial_no=serial_no, item=item)
     return json_response(scan_document(result))
+
+
+def _scan_item(body: dict[str, Any], scenario: str, catalogue: Catalogue) -> str | None:
+    """The optional ``item``: the number of a 川渝通办 item (川渝通办事项清单（第一批）) that the business is done
+    for, one of the scenario's own items; 400 if it is not an integer, 422 naming the allowed ones otherwise."""
+    value = body.get("item")
+    if value is None:
+        return None
+    if type(value) is not int:  # not bool, not "22": the item's number as the list numbers it
+        raise ProblemError(
+            400,
+            "字段 item 须为整数（川渝通办事项序号）/ field 'item' must be an integer, the item's number",
+            field="item",
+        )
+    allowed = [it.seq for it in catalogue.scenario_items(scenario)]
+    if value not in allowed:
+        detail = (
+            f"事项 {value} 不属于业务 {scenario} / item {value} is not an item of business {scenario!r}"
+            if allowed
+            else f"业务 {scenario} 无川渝通办事项，请勿填写 item / business {scenario!r} has no items: send none"
+        )
+        raise ProblemError(422, detail, field="item", allowed=allowed)
+    return str(value)
 
 
 def _json_line(data: dict[str, Any]) -> str:
@@ -65,7 +89,13 @@ def _json_line(data: dict[str, Any]) -> str:
 
 
 def _log_scan(
-    result: ScanResult, counter: Counter, elapsed: float, *, operator: str | None, serial_no: str | None
+    result: ScanResult,
+    counter: Counter,
+    elapsed: float,
+    *,
+    operator: str | None,
+    serial_no: str | None,
+    item: str | None,
 ) -> None:
     """One JSON line per scan: who, what, outcome — never the token or the holder. Operator and serial
     number are this request's: a cached re-scan answers the stored scan but is a business of its own."""
@@ -81,6 +111,7 @@ def _log_scan(
                     "operator": operator,
                     "serial_no": serial_no,
                     "scenario": record.scenario,
+                    "item": item,
                     "type": result.licence_type,
                     "issuing_province": result.issuing_province,
                     "decision": record.decision,

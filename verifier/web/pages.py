@@ -191,7 +191,8 @@ async def dashboard(request: web.Request) -> web.Response:
 async def counters_me(request: web.Request) -> web.Response:
     """GET /v1/counters/me: the signed-in counter and the businesses it may do."""
     counter = counter_of(request)
-    scenarios = request.app[appkeys.SERVICE].catalogue.scenarios
+    catalogue = request.app[appkeys.SERVICE].catalogue
+    scenarios = catalogue.scenarios
     document = {
         "id": counter.id,
         "name_zh": counter.name_zh,
@@ -199,7 +200,16 @@ async def counters_me(request: web.Request) -> web.Response:
         "province_name_zh": PROVINCE_NAMES_ZH.get(counter.province, counter.province),
         "institution": {"code": counter.institution.code, "name_zh": counter.institution.name_zh},
         "scenarios": [
-            {"code": code, "name_zh": scenarios[code].name_zh, "name_en": scenarios[code].name_en}
+            {
+                "code": code,
+                "name_zh": scenarios[code].name_zh,
+                "name_en": scenarios[code].name_en,
+                # Each under the name this counter's province gives it (Chongqing's where it has its own).
+                "items": [
+                    {"item": it.seq, "name_zh": (counter.province == "CQ" and it.name_cq_zh) or it.name_zh}
+                    for it in catalogue.scenario_items(code)
+                ],
+            }
             for code in counter.scenarios
             if code in scenarios
         ],
