@@ -231,15 +231,42 @@ def test_scanner_keys_reach_the_code_field_from_a_button(page: Page, scene: Scen
 def test_business_is_chosen_with_the_keyboard(page: Page, scene: Scene) -> None:
     """Arrow keys change the business without losing focus; Enter returns to the code field."""
     sign_in_console(page, scene, "sc-legal-service-chengdu-01")
-    page.keyboard.press("Shift+Tab")  # the fields before the code field, in reading order
-    page.keyboard.press("Shift+Tab")
-    page.keyboard.press("Shift+Tab")
-    assert page.evaluate("document.activeElement.id") == "scenario"
+    for expected in ("operator", "serial", "item", "scenario"):  # the fields before the code field, in reading order
+        page.keyboard.press("Shift+Tab")
+        assert page.evaluate("document.activeElement.id") == expected
     page.keyboard.press("ArrowDown")
     assert page.input_value("#scenario") == "justice-admin"
     assert page.evaluate("document.activeElement.id") == "scenario"
     page.keyboard.press("Enter")
     assert page.evaluate("document.activeElement.id") == "token"
+
+
+def test_item_picker_offers_the_items_of_the_business(page: Page, scene: Scene) -> None:
+    """A business with 川渝通办 items shows their picker; the chosen item goes with the scan, shows in the result
+    and is kept for that business; a business without items hides the picker and sends none."""
+    sign_in_console(page, scene, "sc-legal-service-chengdu-01")
+    assert page.input_value("#scenario") == NOTARY
+    assert page.locator("#item").is_visible()
+    assert page.locator("#item option").evaluate_all("options => options.map(o => o.value)") == ["", "22"]
+    assert page.input_value("#item") == ""  # optional: none until the clerk picks one
+    assert "机动车驾驶证公证" in page.inner_text("#item")
+    page.select_option("#item", "22")
+    with page.expect_request("**/v1/scans") as sent:
+        result = scan(page, scene.driving_licence("CQ"))
+    assert (sent.value.post_data_json or {})["item"] == 22
+    assert "通办事项22" in result.locator(".meta").inner_text()
+    shot(page, "console-item")
+    page.select_option("#scenario", "justice-admin")
+    assert page.locator("#item").is_hidden()
+    assert page.locator("label[for=item]").is_hidden()
+    with page.expect_request("**/v1/scans") as sent:
+        scan(page, scene.apps["yukuaiban"].present("lawyer-licence", "CQ").token)
+    assert "item" not in (sent.value.post_data_json or {})
+    page.select_option("#scenario", NOTARY)
+    assert page.input_value("#item") == "22"  # kept for the business, for the session
+    page.reload()
+    page.wait_for_selector("#desk:not([hidden])")
+    assert (page.input_value("#scenario"), page.input_value("#item")) == (NOTARY, "22")
 
 
 def test_wrong_key_is_refused_on_the_sign_in_form(page: Page) -> None:

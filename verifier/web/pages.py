@@ -93,6 +93,8 @@ _CONSOLE = """<main id="main">
 <form id="session-form" class="session" autocomplete="off">
 <label for="scenario" data-en="Business (scenario)">办理业务</label>
 <select id="scenario" name="scenario" required></select>
+<label for="item" class="item-field" hidden data-en="川渝通办 item">通办事项</label>
+<select id="item" name="item" class="item-field" hidden></select>
 <label for="serial" data-en="Business serial no.">业务流水号</label>
 <input id="serial" name="serial" maxlength="64" spellcheck="false">
 <label for="operator" data-en="Operator ID">操作员</label>

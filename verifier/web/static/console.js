@@ -1,5 +1,6 @@
-// The counter console: sign in with the counter's key, pick the business, scan. A USB scanner types
-// the code into the focused field and presses Enter; the camera and a dropped image feed the same path.
+// The counter console: sign in with the counter's key, pick the business (and its 川渝通办 item, where it
+// has some), scan. A USB scanner types the code into the focused field and presses Enter; the camera and a
+// dropped image feed the same path.
 import { api, bi, el, failureText, signIn } from "./common.js";
 import { renderDecision, renderFailure, renderNotice, renderPending } from "./result.js";
 import { setupSources } from "./sources.js";
@@ -8,6 +9,7 @@ const $ = (id) => document.getElementById(id);
 const tokenInput = $("token");
 const scanButton = $("scan-button");
 const scenarioSelect = $("scenario");
+const itemSelect = $("item");
 const state = { key: null, counter: null, busy: false };
 const stored = {
   get: (name) => sessionStorage.getItem(`cy.console.${name}`) || "",
@@ -53,24 +55,51 @@ function openDesk(counter) {
   }
   const remembered = stored.get("scenario");
   if (counter.scenarios.some((s) => s.code === remembered)) scenarioSelect.value = remembered;
+  showItems();
   $("serial").value = stored.get("serial");
   $("operator").value = stored.get("operator");
   $("desk").hidden = false;
   tokenInput.focus();
 }
 
+/** The 川渝通办 items of the chosen business, if it has any: a picker of its own, kept per business for the
+ * session like the serial number; none chosen by default (the item is optional). */
+function showItems() {
+  const scenario = state.counter?.scenarios.find((s) => s.code === scenarioSelect.value);
+  const items = scenario?.items || [];
+  const offered = items.length > 0;
+  for (const node of document.querySelectorAll(".item-field")) node.hidden = !offered;
+  $("session-form").classList.toggle("with-item", offered);
+  const none = el("option", "", "不指定事项", "No item");
+  none.value = "";
+  itemSelect.replaceChildren(none);
+  for (const item of items) {
+    const option = el("option", "", `${item.item} · ${item.name_zh}`, `Item ${item.item} · ${item.name_zh}`);
+    option.value = String(item.item);
+    itemSelect.append(option);
+  }
+  const remembered = stored.get(`item.${scenarioSelect.value}`);
+  itemSelect.value = items.some((i) => String(i.item) === remembered) ? remembered : "";
+}
+
 scenarioSelect.addEventListener("change", () => {
   stored.set("scenario", scenarioSelect.value);
+  showItems();
+});
+itemSelect.addEventListener("change", () => stored.set(`item.${scenarioSelect.value}`, itemSelect.value));
+for (const select of [scenarioSelect, itemSelect]) {
   // Chosen with the mouse: back to the code field. With the keyboard, arrows change the value, so
   // focus stays until Enter.
-  if (!scenarioSelect.matches(":focus-visible")) tokenInput.focus();
-});
-scenarioSelect.addEventListener("keydown", (event) => {
-  if (event.key === "Enter") {
-    event.preventDefault();
-    tokenInput.focus();
-  }
-});
+  select.addEventListener("change", () => {
+    if (!select.matches(":focus-visible")) tokenInput.focus();
+  });
+  select.addEventListener("keydown", (event) => {
+    if (event.key === "Enter") {
+      event.preventDefault();
+      tokenInput.focus();
+    }
+  });
+}
 // A USB scanner types wherever the focus is: if it is on a button or nowhere, send the keys to the code field.
 document.addEventListener("keydown", (event) => {
   const target = event.target;
@@ -101,9 +130,11 @@ async function submitToken(raw) {
   const scenario = scenarioSelect.value;
   const serial = $("serial").value.trim();
   const operator = $("operator").value.trim();
+  const item = itemSelect.hidden ? "" : itemSelect.value;
   const body = { token, scenario };
   if (serial) body.serial_no = serial;
   if (operator) body.operator = operator;
+  if (item) body.item = Number(item);
   state.busy = true;
   scanButton.disabled = true;
   renderPending();
@@ -116,6 +147,7 @@ async function submitToken(raw) {
     renderDecision(data, {
       serial,
       operator,
+      item,
       scenario: { zh: option?.dataset.zh || scenario, en: option?.dataset.en || scenario },
     });
   } else if (status === 401) {

@@ -76,7 +76,8 @@ function metaBlock(doc, ctx) {
   const meta = el("dl", "meta");
   const when = new Date(doc.checked_at);
   const time = Number.isNaN(when.getTime()) ? doc.checked_at : when.toLocaleString("zh-CN", { hour12: false });
-  field(meta, "业务", "Business", ctx.scenario.zh, ctx.scenario.en);
+  const item = ctx.item ? [`（通办事项${ctx.item}）`, ` (item ${ctx.item})`] : ["", ""];
+  field(meta, "业务", "Business", ctx.scenario.zh + item[0], ctx.scenario.en + item[1]);
   field(meta, "业务流水号", "Serial no.", ctx.serial || "—");
   field(meta, "操作员", "Operator", ctx.operator || "—");
   field(meta, "核验时间", "Checked at", time);
