@@ -6,17 +6,20 @@ Screenshots go to ``test-artifacts/`` (git-ignored); ``docs/screenshots/`` holds
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+from collections import Counter as Tally
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import segno
+from aiohttp import web
 
 from tests.scenes import Scene
 from verifier.adapters.memory_store import MemoryStore
 from verifier.core.catalogue import Catalogue
 from verifier.core.reasons import MESSAGES
+from verifier.web.edge import json_response, require_admin
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
@@ -25,7 +28,17 @@ pytestmark = pytest.mark.browser
 
 playwright_sync = pytest.importorskip("playwright.sync_api", reason="playwright is in the test extras")
 
-from tests.browser_kit import CHROMIUM, FLAGS, camera_feed, key_of, scan, served, shot, sign_in_console  # noqa: E402
+from tests.browser_kit import (  # noqa: E402
+    ARTIFACTS,
+    CHROMIUM,
+    FLAGS,
+    camera_feed,
+    key_of,
+    scan,
+    served,
+    shot,
+    sign_in_console,
+)
 
 NOTARY_1, NOTARY_2 = "cq-notary-zhixin-01", "cq-notary-zhixin-02"
 NOTARY = "notary-driving-licence"
@@ -316,3 +329,178 @@ def test_dashboard_draws_live_charts(page: Page, scene: Scene, server: str) -> N
     )
     playwright_sync.expect(page.locator("#kpis")).not_to_have_text(before, timeout=10_000)  # the next poll
     shot(page, "dashboard", full_page=True)
+
+
+# ---- the trend: 90 days of GET /v1/reports ----
+
+PERIOD = [dt.date(2026, 3, 3) + dt.timedelta(days=i) for i in range(90)]  # a Tuesday to a Sunday: 13 weeks
+BAD_WEEK = range(69, 76)  # 2026-05-11 to 05-17: library cards revoked in numbers
+CHINA = dt.timezone(dt.timedelta(hours=8))
+
+Answer = tuple[dt.date, str, str | None, str | None, int, int]  # day, type, city, reason, accepted, rejected
+
+
+def _answers() -> list[Answer]:
+    """90 days of answers: driving licences growing in Chengdu, library cards in Chongqing (revoked in numbers one
+    week), lawyers' licences in Mianyang, and now and then a forged code at a counter of no known city."""
+    answers: list[Answer] = []
+    for i, day in enumerate(PERIOD):
+        answers.append((day, "driving-licence", "510100", "OUT_OF_PILOT_SCOPE", 20 + i // 3 - i % 5, i % 5))
+        if i in BAD_WEEK:
+            answers.append((day, "library-card", "500000", "REVOKED", 2, 6))
+        else:
+            answers.append((day, "library-card", "500000", "CHANNEL_NOT_ALLOWED", 7, 1))
+        answers.append((day, "lawyer-licence", "510700", None, 3, 0))
+        if i % 10 == 0:
+            answers.append((day, "-", None, "SIGNATURE_INVALID", 0, 1))
+    return answers
+
+
+ANSWERS = _answers()
+
+
+def _counts(accepted: int, rejected: int) -> dict[str, Any]:
+    answers = accepted + rejected
+    return {
+        "answers": answers,
+        "accepted": accepted,
+        "rejected": rejected,
+        "rescans": 0,
+        "acceptance_rate": round(accepted / answers, 4) if answers else None,
+    }
+
+
+def _report(by: str) -> dict[str, Any]:
+    """The document GET /v1/reports answers for ``by`` (day and one more field) over ``PERIOD``."""
+    field = by.removeprefix("day,")
+    accepted: Tally[tuple[str, Any]] = Tally()
+    rejected: Tally[tuple[str, Any]] = Tally()
+    for day, licence_type, city, reason, yes, no in ANSWERS:
+        value = {"type": licence_type, "city": city, "reason": reason}[field]
+        if field == "reason" and not no:
+            continue
+        accepted[day.isoformat(), value] += 0 if field == "reason" else yes  # reason rows count rejections only
+        rejected[day.isoformat(), value] += no
+    rows = [
+        {"day": day, field: value, **_counts(accepted[day, value], rejected[day, value])} for day, value in accepted
+    ]
+    total = _counts(sum(a[4] for a in ANSWERS), sum(a[5] for a in ANSWERS))
+    return {
+        "from": PERIOD[0].isoformat(),
+        "to": PERIOD[-1].isoformat(),
+        "by": ["day", field],
+        "rows": rows,
+        "total": total,
+    }
+
+
+@pytest.fixture(scope="module")
+def report_server(scene: Scene) -> Iterator[tuple[str, list[dict[str, str]]]]:
+    """The app, with GET /v1/reports answering fixed reports to the administrator; yields its URL and the queries
+    the page asked. (The audit trail that makes the real reports is another module's; the page is tested here.)"""
+    asked: list[dict[str, str]] = []
+
+    @web.middleware
+    async def fixed_reports(
+        request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        if request.path != "/v1/reports":
+            return await handler(request)
+        require_admin(request)
+        asked.append(dict(request.query))
+        return json_response(_report(request.query["by"]))
+
+    app = scene.app(store=MemoryStore())
+    app.middlewares.append(fixed_reports)
+    with served(app) as url:
+        yield url, asked
+
+
+def _open_dashboard(tab: Page, scene: Scene) -> None:
+    tab.goto("/dashboard")
+    tab.fill("#key", key_of(scene, "@admin"))
+    tab.press("#key", "Enter")
+    tab.wait_for_selector("#board:not([hidden])")
+
+
+def test_dashboard_trend_draws_ninety_days_by_type_city_and_week(
+    browser: Browser, report_server: tuple[str, list[dict[str, str]]], scene: Scene
+) -> None:
+    """The trend reads three reports of the last 90 China days with the admin key and draws daily scans and
+    acceptance, each licence type and city with its daily bars (most rejections first), and each week's top
+    rejection reasons, newest week first — in Chinese, and in English on the toggle."""
+    url, asked = report_server
+    context = browser.new_context(viewport={"width": 1366, "height": 768}, base_url=url, locale="zh-CN")
+    tab = context.new_page()
+    errors: list[str] = []
+    tab.on("pageerror", lambda exc: errors.append(str(exc)))
+    before = dt.datetime.now(CHINA).date()
+    _open_dashboard(tab, scene)
+    tab.wait_for_selector("#trend-weeks tr:nth-child(2)")
+    today = {before, dt.datetime.now(CHINA).date()}
+
+    assert sorted(q["by"] for q in asked) == ["day,city", "day,reason", "day,type"]
+    for query in asked:
+        assert dt.date.fromisoformat(query["to"]) in today
+        assert dt.date.fromisoformat(query["to"]) - dt.date.fromisoformat(query["from"]) == dt.timedelta(days=89)
+
+    days = tab.locator("#trend-days svg g.bar")
+    assert days.count() == 90
+    assert (days.first.locator("title").text_content() or "").startswith("2026-03-03")
+    assert tab.locator("#trend-days svg polyline.rate-line").count() == 1
+    assert "2026-03-03 至 2026-05-31" in tab.inner_text("#trend-status")
+
+    names = tab.locator("#trend-types td.name").all_inner_texts()
+    assert names == ["中华人民共和国机动车驾驶证", "图书馆借书证", "未知证照", "中华人民共和国律师执业证"]
+    assert tab.locator("#trend-types svg.spark").count() == 4
+    assert tab.locator("#trend-types tr").nth(1).locator("td.num").inner_text() == str(
+        sum(a[4] + a[5] for a in ANSWERS if a[1] == "driving-licence")
+    )
+    assert tab.locator("#trend-cities td.name").all_inner_texts() == ["成都市", "重庆市", "未知城市", "绵阳市"]
+
+    weeks = tab.locator("#trend-weeks tr")
+    assert weeks.count() == 1 + 13
+    assert weeks.nth(1).locator(".week").inner_text() == "05-25 至 05-31"
+    assert weeks.nth(13).locator(".week").inner_text() == "03-03 至 03-08"
+    bad = weeks.nth(3)
+    assert bad.locator(".week").inner_text() == "05-11 至 05-17"
+    assert bad.locator(".chip").first.inner_text().startswith(f"{MESSAGES['REVOKED'][0]} ×42")
+    assert weeks.nth(1).locator(".chip").first.inner_text().startswith(MESSAGES["OUT_OF_PILOT_SCOPE"][0])
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    tab.locator("#trend").screenshot(path=str(ARTIFACTS / "dashboard-trend.png"))
+    tab.click("#lang")
+    assert tab.locator("#trend-cities td.name").all_inner_texts() == [
+        "Chengdu",
+        "Chongqing",
+        "unknown city",
+        "Mianyang",
+    ]
+    assert bad.locator(".chip").first.inner_text().startswith(f"{MESSAGES['REVOKED'][1]} ×42")
+    assert "2026-03-03 to 2026-05-31" in tab.inner_text("#trend-status")
+    context.close()
+    assert not errors, f"JavaScript errors on the page: {errors}"
+
+
+@pytest.mark.parametrize(
+    ("status", "said"),
+    [(503, "趋势暂不可用（HTTP 503）"), (404, "本服务未开启核验留痕")],
+    ids=["trail-down", "no-trail"],
+)
+def test_dashboard_without_reports_says_so_and_keeps_the_live_figures(
+    page: Page, scene: Scene, status: int, said: str
+) -> None:
+    """When /v1/reports cannot answer, the trend says why in words, and the live figures are drawn as ever."""
+    page.route(
+        "**/v1/reports?*",
+        lambda route: route.fulfill(
+            status=status,
+            content_type="application/problem+json",
+            body=f'{{"status": {status}, "title": "x", "detail": "audit trail"}}',
+        ),
+    )
+    _open_dashboard(page, scene)
+    playwright_sync.expect(page.locator("#trend-status")).to_contain_text(said)
+    assert "stale" in (page.get_attribute("#trend-status", "class") or "")
+    assert page.locator("#kpis .kpi").count() == 5
+    assert page.locator("#trend-days svg").count() == 0

@@ -161,6 +161,17 @@ _DASHBOARD = """<main id="main">
 <h2 data-en="By licence type: acceptance and rejection reasons">按证照类型：通过率与不通过原因</h2>
 <div id="types"></div></section>
 <section class="card wide"><h2 data-en="By business scenario">按业务场景</h2><div id="scenarios"></div></section>
+<section id="trend" class="trend" aria-labelledby="trend-title" hidden>
+<div class="wide">
+<h2 id="trend-title" data-en="Trend: the last 90 days, from the audit trail">趋势：近90天（核验留痕）</h2>
+<p class="status" id="trend-status" role="status" data-en="Reading the reports…">正在读取报表……</p></div>
+<section class="card wide"><h2 data-en="Daily scans and acceptance">每日核验量与通过率</h2>
+<div id="trend-days" class="chart"></div></section>
+<section class="card"><h2 data-en="By licence type">按证照类型</h2><div id="trend-types"></div></section>
+<section class="card"><h2 data-en="By city">按城市</h2><div id="trend-cities"></div></section>
+<section class="card wide"><h2 data-en="Top rejection reasons per week">每周主要不通过原因</h2>
+<div id="trend-weeks"></div></section>
+</section>
 </section>
 </main>"""
 
@@ -181,6 +192,8 @@ async def dashboard(request: web.Request) -> web.Response:
         "types": {lt.code: {"zh": lt.name_zh or lt.code, "en": lt.name_en or lt.code} for lt in cat.by_seq()},
         "scenarios": {s.code: {"zh": s.name_zh, "en": s.name_en} for s in cat.scenarios.values()},
         "reasons": {code: {"zh": zh, "en": en} for code, (zh, en) in MESSAGES.items()},
+        # GB/T 2260 codes, for the trend by city
+        "divisions": {d.code: {"zh": d.name_zh, "en": d.name_en} for d in cat.divisions.values()},
     }
     body = _BAR.format(
         title="川渝电子证照亮证互认 · 核验统计", title_en="Sichuan–Chongqing licence check · Statistics"

@@ -3,7 +3,9 @@
 import { bi, currentLang, el } from "./common.js";
 
 const SVG = "http://www.w3.org/2000/svg";
-export const COLOURS = { accepted: "#0f7b3f", rejected: "#b3261e", empty: "#d5dbe1", grid: "#c9d1da", text: "#55606c" };
+export const COLOURS = {
+  accepted: "#0f7b3f", rejected: "#b3261e", empty: "#d5dbe1", grid: "#c9d1da", text: "#55606c", rate: "#0b57a4",
+};
 
 function svg(tag, attrs = {}) {
   const node = document.createElementNS(SVG, tag);
@@ -22,46 +24,90 @@ function niceCeiling(value) {
   return Math.ceil(value / step) * step;
 }
 
-/** Stacked bars of accepted and rejected scans per minute; ``points`` are {label, accepted, rejected}. */
-export function barsOverTime(container, points) {
+const PER_MINUTE = { zh: (n) => `近${n}分钟`, en: (n) => `the last ${n} minutes` };
+
+/** Stacked bars of accepted and rejected scans over time; ``points`` are {label, title?, accepted, rejected}.
+ * Every ``labelEvery``-th bar is labelled; ``span`` words the period for screen readers; ``rateLine`` adds
+ * the acceptance rate of each bar as a line on a 0–100% scale of its own (right). */
+export function barsOverTime(container, points, { labelEvery = 5, span = PER_MINUTE, rateLine = false } = {}) {
   const width = 1200;
   const height = 190;
   const left = 44;
+  const right = rateLine ? 48 : 4;
   const bottom = 28;
   const top = 26;
   const plotH = height - top - bottom;
   const max = niceCeiling(Math.max(1, ...points.map((p) => p.accepted + p.rejected)));
-  const step = (width - left - 8) / Math.max(1, points.length);
+  const step = (width - left - right - 4) / Math.max(1, points.length);
   const chart = svg("svg", { viewBox: `0 0 ${width} ${height}`, role: "img", class: "bars" });
   const total = points.reduce((sum, p) => sum + p.accepted + p.rejected, 0);
-  chart.setAttribute("aria-label", currentLang() === "en" ? `${total} scans in the last ${points.length} minutes` : `近${points.length}分钟共核验${total}次`);
+  const n = points.length;
+  chart.setAttribute("aria-label", currentLang() === "en" ? `${total} scans in ${span.en(n)}` : `${span.zh(n)}共核验${total}次`);
   for (const fraction of [0, 0.5, 1]) {
     const y = top + plotH * (1 - fraction);
-    chart.append(svg("line", { x1: left, x2: width - 4, y1: y, y2: y, stroke: COLOURS.grid, "stroke-width": 1 }));
+    chart.append(svg("line", { x1: left, x2: width - right, y1: y, y2: y, stroke: COLOURS.grid, "stroke-width": 1 }));
     const label = String(Math.round(max * fraction));
     chart.append(text(left - 6, y + 4, label, label, { "text-anchor": "end" }));
+    if (rateLine) {
+      const percent = `${Math.round(fraction * 100)}%`;
+      chart.append(text(width - right + 6, y + 4, percent, percent, { fill: COLOURS.rate }));
+    }
   }
+  const segments = [[]];
   points.forEach((point, i) => {
     const x = left + i * step + step * 0.12;
     const w = step * 0.76;
     const hA = (point.accepted / max) * plotH;
     const hR = (point.rejected / max) * plotH;
-    const group = svg("g");
+    const group = svg("g", { class: "bar" });
     const title = svg("title");
-    bi(title, `${point.label} 通过${point.accepted} 不通过${point.rejected}`, `${point.label} accepted ${point.accepted}, rejected ${point.rejected}`);
+    const when = point.title || point.label;
+    bi(title, `${when} 通过${point.accepted} 不通过${point.rejected}`, `${when} accepted ${point.accepted}, rejected ${point.rejected}`);
     group.append(title);
     if (hA > 0) group.append(svg("rect", { x, y: top + plotH - hA, width: w, height: hA, fill: COLOURS.accepted, class: "bar-accepted" }));
     if (hR > 0) group.append(svg("rect", { x, y: top + plotH - hA - hR, width: w, height: hR, fill: COLOURS.rejected, class: "bar-rejected" }));
     chart.append(group);
-    if (i % 5 === 0 || i === points.length - 1) {
+    if (i % labelEvery === 0 || i === points.length - 1) {
       chart.append(text(x + w / 2, height - 8, point.label, point.label, { "text-anchor": "middle" }));
     }
+    // A day without scans has no rate: the line breaks there rather than dropping to 0%.
+    const scans = point.accepted + point.rejected;
+    if (scans) segments.at(-1).push(`${x + w / 2},${top + plotH * (1 - point.accepted / scans)}`);
+    else if (segments.at(-1).length) segments.push([]);
   });
-  chart.append(svg("rect", { x: width - 250, y: 4, width: 14, height: 14, fill: COLOURS.accepted }));
-  chart.append(text(width - 230, 16, "通过", "accepted"));
-  chart.append(svg("rect", { x: width - 150, y: 4, width: 14, height: 14, fill: COLOURS.rejected }));
-  chart.append(text(width - 130, 16, "不通过", "rejected"));
+  if (rateLine) {
+    for (const segment of segments.filter((s) => s.length)) {
+      chart.append(svg("polyline", { points: segment.join(" "), fill: "none", stroke: COLOURS.rate, "stroke-width": 2, class: "rate-line" }));
+    }
+  }
+  const legend = [
+    [COLOURS.accepted, "通过", "accepted"],
+    [COLOURS.rejected, "不通过", "rejected"],
+    ...(rateLine ? [[COLOURS.rate, "通过率", "acceptance rate"]] : []),
+  ];
+  legend.forEach(([colour, zh, en], i) => {
+    const x = width - right - 100 * (legend.length - i) - 50;
+    chart.append(svg("rect", { x, y: 4, width: 14, height: 14, fill: colour }));
+    chart.append(text(x + 20, 16, zh, en));
+  });
   container.replaceChildren(chart);
+}
+
+/** A small chart of one row's days: stacked accepted and rejected bars on the row's own scale. */
+export function sparkBars(points) {
+  const barW = 3;
+  const height = 28;
+  const max = Math.max(1, ...points.map((p) => p.accepted + p.rejected));
+  const chart = svg("svg", {
+    viewBox: `0 0 ${points.length * barW} ${height}`, preserveAspectRatio: "none", class: "spark", "aria-hidden": "true",
+  });
+  points.forEach((point, i) => {
+    const hA = (point.accepted / max) * height;
+    const hR = (point.rejected / max) * height;
+    if (hA > 0) chart.append(svg("rect", { x: i * barW, y: height - hA, width: barW - 0.6, height: hA, fill: COLOURS.accepted }));
+    if (hR > 0) chart.append(svg("rect", { x: i * barW, y: height - hA - hR, width: barW - 0.6, height: hR, fill: COLOURS.rejected }));
+  });
+  return chart;
 }
 
 /** One horizontal bar split into accepted and rejected, with the acceptance rate beside it. */

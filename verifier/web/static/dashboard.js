@@ -1,7 +1,8 @@
 // The recognition dashboard (核验证照落地实效): polls GET /v1/stats with the administrator's key and draws
-// the figures, problems first.
+// the figures, problems first; below them the trend of the last 90 days (trend.js).
 import { barsOverTime, rateClass, splitBar } from "./charts.js";
 import { api, bi, el, failureText, pageData, signIn } from "./common.js";
+import { startTrend } from "./trend.js";
 
 const POLL_MS = 3000;
 const MINUTES = 30;
@@ -33,6 +34,7 @@ const session = signIn({
     $("board").hidden = false;
     draw(stats);
     schedule();
+    startTrend(key, { names, expired: () => session.expired() });
   },
 });
 
