@@ -54,6 +54,8 @@ WITHIN = 1.0  # seconds: a change is in effect on every instance by then
 def instances(tmp_path_factory: pytest.TempPathFactory, redis_server: RedisServer) -> Iterator[list[int]]:
     """Two ``verifier serve`` processes on ``redis_server``, each on its own port: their ports."""
     env = {**os.environ, "VERIFIER_STATE_DIR": str(tmp_path_factory.mktemp("keys-state"))}
+    # The mock issuer publishes its keys first: the verifier reads them, it never makes one.
+    subprocess.run([sys.executable, "-m", "verifier", "issuer", "keys"], env=env, check=True, capture_output=True)
     ports = [free_port(), free_port()]
     processes = [
         subprocess.Popen(
