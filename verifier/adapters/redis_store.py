@@ -13,6 +13,7 @@ Keys (``T`` is the licence's shard tag, so a scan's keys share one Redis Cluster
     cy:{T}:j:<jti>                -> counter          (one-time use claim, expires as the cache entry)
     cy:{T}:v:<licence>            -> reason           (revocation; TTL --revocation-days)
     cy:r:{<counter>}              -> µs               (the counter's rate: when its budget is next full)
+    cy:{T}:audit                  -> stream           (every answer's audit event; at most about AUDIT_BOUND entries)
     cy:stats, cy:stats:d:<day>    -> counters         (statistics, added once a second: verifier.adapters.redis_stats)
 
 The store keeps a claim only if Redis can: :meth:`RedisStore.health` reads ``INFO`` (which managed
