@@ -37,50 +37,54 @@ from redis.exceptions import NoScriptError
 from verifier.adapters.redis_cluster import CLUSTER_SCHEMES, ClusterCalls, cluster_from_url
 from verifier.adapters.redis_pipe import RedisPipe
 from verifier.adapters.redis_stats import StatsBuffer
-from verifier.core.identity import shard_tag
+from verifier.core.identity import SHARD_TAGS, shard_tag
 from verifier.errors import Finding, RateLimitedError, StoreUnavailableError
 from verifier.service.ports import AS_DECIDED, Commit, Rate, ScanRecord, StoreHealth, scan_tag
 
-# The scan script. ARGV: 1 mode 'note'|'lookup'|'commit', 2 the counter's rate as µs per scan ('' for no
-# rate check), 3 the burst in µs (scans × µs per scan), 4 '1' to touch a cached answer, 5 record key prefix,
-# 6 this answer's operator ('' for none), 7 the audit stream's bound, 8 the record (for a note: the answer,
-# not stored), then for a commit: 9 counter, 10 claim and cache expiry (Unix s), 11 record TTL, 12 decision,
-# 13 scan id, 14 '1' to claim the jti.
+# Entries each shard's audit stream keeps at most (about: MAXLEN ~), so a trail writer that is down cannot
+# fill Redis: sixteen shards × 20,000 entries of about 600 bytes, some 200 MB, hours of a busy province.
+AUDIT_BOUND = 20_000
+# The scan script. ARGV: 1 mode 'note'|'lookup'|'commit' (or 'rate'), 2 the counter's rate as "<µs per scan>
+# <burst in µs>" ('' for no rate check), 3 '1' to touch a cached answer, 4 record key prefix, 5 this answer's
+# operator ('' for none), 6 the record (for a note: the answer, not stored), then for a commit: 7 counter,
+# 8 claim and cache expiry (Unix s), 9 record TTL, 10 decision, 11 scan id, 12 '1' to claim the jti.
 # KEYS: 1 the shard's audit stream, 2 cache (c), 3 revocation (v), 4 one-time claim (j), 5 record (s) — one
 # shard's, so one Cluster slot — and, last, with a rate, the counter's rate key (one Redis or Sentinel only:
 # a cluster checks the rate in a 'rate' call of its own, the key being in another slot). A note sends the
 # stream only.
 # The rate is a generic cell rate algorithm on Redis's clock, so every instance counts against one budget;
 # over it, nothing else is done and the answer is {-1, µs to wait}. Every answer given appends its audit event
-# to the stream in the same step (verifier.service.ports.audit_event_from_stream reads it back).
+# to the stream in the same step (verifier.service.ports.audit_event_from_stream reads it back), the stream
+# trimmed to about AUDIT_BOUND entries.
 # Touch (with --min-replica-acks): a cached answer is rewritten unchanged, so the WAIT behind it covers it
 # and, the replication stream being ordered, the claim written before it by whichever instance. A claim held
 # by this counter already settles as 'H' (ALREADY_USED_HERE), by another as 'P' (REPLAYED). The statistics
 # are not here: each instance counts its answers and adds them to Redis once a second (StatsBuffer).
 _SCAN_SCRIPT = """
 if ARGV[2] ~= '' then
+  local interval, burst = string.match(ARGV[2], '(%d+) (%d+)')
   local t = redis.call('TIME')
   local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
   local key = KEYS[#KEYS]
-  local after = math.max(tonumber(redis.call('GET', key) or '0'), now) + tonumber(ARGV[2])
-  if after - now > tonumber(ARGV[3]) then return {-1, after - now - tonumber(ARGV[3])} end
+  local after = math.max(tonumber(redis.call('GET', key) or '0'), now) + tonumber(interval)
+  if after - now > tonumber(burst) then return {-1, after - now - tonumber(burst)} end
   redis.call('SET', key, string.format('%.0f', after), 'PX', math.ceil((after - now) / 1000) + 1)
 end
 local function audit(rec, cached, revoked)
-  redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[7], '*', 'r', rec, 'k', cached, 'v', revoked, 'o', ARGV[6])
+  redis.call('XADD', KEYS[1], 'MAXLEN', '~', 'AUDIT_BOUND', '*', 'r', rec, 'k', cached, 'v', revoked, 'o', ARGV[5])
 end
 if ARGV[1] == 'rate' then return {0} end
 if ARGV[1] == 'note' then
-  audit(ARGV[8], '0', '0')
+  audit(ARGV[6], '0', '0')
   return {0}
 end
 local sid = redis.call('GET', KEYS[2])
 if sid then
-  local rec = redis.call('GET', ARGV[5] .. sid)
+  local rec = redis.call('GET', ARGV[4] .. sid)
   if rec then
     local revoked = redis.call('EXISTS', KEYS[3])
     if string.sub(rec, 1, 1) ~= 'V' or revoked == 1 then
-      if ARGV[4] == '1' then redis.call('SET', KEYS[2], sid, 'KEEPTTL') end
+      if ARGV[3] == '1' then redis.call('SET', KEYS[2], sid, 'KEEPTTL') end
       audit(rec, '1', tostring(revoked))
       return {1, rec, revoked}
     end
@@ -89,18 +93,18 @@ end
 if ARGV[1] == 'lookup' then return {0} end
 local revoked = redis.call('EXISTS', KEYS[3])
 local status = 'A'
-if ARGV[12] == 'accepted' then
+if ARGV[10] == 'accepted' then
   if revoked == 1 then
     status = 'V'
-  elseif ARGV[14] == '1' and not redis.call('SET', KEYS[4], ARGV[9], 'NX', 'EXAT', ARGV[10]) then
-    status = redis.call('GET', KEYS[4]) == ARGV[9] and 'H' or 'P'
+  elseif ARGV[12] == '1' and not redis.call('SET', KEYS[4], ARGV[7], 'NX', 'EXAT', ARGV[8]) then
+    status = redis.call('GET', KEYS[4]) == ARGV[7] and 'H' or 'P'
   end
 end
-redis.call('SET', KEYS[5], status .. ARGV[8], 'EX', ARGV[11])
-redis.call('SET', KEYS[2], ARGV[13], 'EXAT', ARGV[10])
-audit(status .. ARGV[8], '0', tostring(revoked))
+redis.call('SET', KEYS[5], status .. ARGV[6], 'EX', ARGV[9])
+redis.call('SET', KEYS[2], ARGV[11], 'EXAT', ARGV[8])
+audit(status .. ARGV[6], '0', tostring(revoked))
 return {0, status, revoked}
-"""
+""".replace("AUDIT_BOUND", str(AUDIT_BOUND))
 # Redis cannot serve the scan now (503, retry later). Any other error reply (WRONGTYPE, a script error…)
 # is a fault of this service or of the data, not of availability: it is raised as it is, and the scan is
 # answered 500 "not decided" — fail closed either way, but a bug is not passed off as an outage.
@@ -115,9 +119,6 @@ _UNAVAILABLE = (
     redis_errors.RedisClusterException,  # a slot no node covers, a cluster not reached
     OSError,
 )
-# Entries each shard's audit stream keeps at most (about: MAXLEN ~), so a trail writer that is down cannot
-# fill Redis: sixteen shards × 20,000 entries of about 600 bytes, some 200 MB, hours of a busy province.
-AUDIT_BOUND = 20_000
 _SCAN_SHA = hashlib.sha1(_SCAN_SCRIPT.encode("utf-8")).hexdigest()  # noqa: S324 - Redis names scripts by SHA-1
 
 
@@ -135,7 +136,6 @@ class RedisStore:
         replica_ack_timeout: float = 0.5,
         allow_volatile: bool = False,
         stats_interval: float = 1.0,
-        audit_bound: int = AUDIT_BOUND,
     ) -> None:
         self._pipe = pipe
         self._prefix = prefix
@@ -144,8 +144,9 @@ class RedisStore:
         self._allow_volatile = allow_volatile
         self._stats = StatsBuffer(self._call, prefix, interval=stats_interval)
         self._cluster = isinstance(pipe, ClusterCalls)
-        self._audit_bound = audit_bound
-        self._rates: dict[Rate, tuple[list[str], list[str | int]]] = {}
+        self._touch = "1" if min_replica_acks else "0"
+        self._shards = {tag: _Shard(prefix, tag) for tag in SHARD_TAGS}
+        self._rates: dict[Rate, tuple[list[str], str]] = {}
 
     @classmethod
     def from_url(
@@ -200,51 +201,46 @@ class RedisStore:
             # EVAL runs it and keeps it; its WAIT goes with it again, the first having answered before any write.
             return await self._replicated(self._call("EVAL", _SCAN_SCRIPT, len(keys), *keys, *args))
 
-    def _rate(self, rate: Rate | None) -> tuple[list[str], list[str | int]]:
-        """The rate key and arguments the script takes (none for no rate); made once per counter."""
+    def _rate(self, rate: Rate | None) -> tuple[list[str], str]:
+        """The rate key and argument the script takes (none for no rate); made once per counter."""
         if rate is None:
-            return [], ["", ""]
+            return [], ""
         made = self._rates.get(rate)
         if made is None:
             interval = max(1, round(1_000_000 / rate.per_second))
-            made = self._rates[rate] = ([f"{self._prefix}r:{{{rate.counter}}}"], [interval, interval * rate.burst])
+            made = self._rates[rate] = ([f"{self._prefix}r:{{{rate.counter}}}"], f"{interval} {interval * rate.burst}")
         return made
 
-    async def _scan_script(
-        self, tag: str, keys: list[str], mode: str, args: list[str | int], rate: Rate | None
-    ) -> list[Any]:
+    async def _scan_script(self, tag: str, keys: list[str], mode: str, args: list[str | int], rate: Rate | None) -> Any:
         """The scan script on one shard's keys (the audit stream first), with the counter's rate checked first:
         in the same call on one Redis, in a call of its own before it on a cluster (the rate key lives in
-        another slot). ``args`` are the script's from its fourth on. Over the rate: RateLimitedError."""
+        another slot). ``args`` are the script's from its fifth on. Over the rate: RateLimitedError."""
         if rate is not None and self._cluster:
-            rate_keys, rate_args = self._rate(rate)
-            reply: list[Any] = await self._script(rate_keys, ["rate", *rate_args])
+            rate_keys, rate_arg = self._rate(rate)
+            reply: list[Any] = await self._script(rate_keys, ["rate", rate_arg])
             if reply[0] == -1:
                 raise RateLimitedError(rate.counter, int(reply[1]) / 1e6)
             rate = None
-        rate_keys, rate_args = self._rate(rate)
-        reply = await self._script([f"{self._prefix}{{{tag}}}:audit", *keys, *rate_keys], [mode, *rate_args, *args])
+        rate_keys, rate_arg = self._rate(rate)
+        shard = self._shards[tag]
+        reply = await self._script(
+            [shard.stream, *keys, *rate_keys], [mode, rate_arg, self._touch, shard.records, *args]
+        )
         if reply[0] == -1:
             raise RateLimitedError(rate.counter if rate else "?", int(reply[1]) / 1e6)
         return reply
 
     async def note(self, tag: str, record: ScanRecord, rate: Rate | None) -> None:
         """See :meth:`verifier.service.ports.ScanStore.note`."""
-        args: list[str | int] = ["0", "", record.operator or "", self._audit_bound, AS_DECIDED + record.to_json()]
-        await self._scan_script(tag, [], "note", args, rate)
-
-    def _keys(self, tag: str, counter: str, digest: str, licence_id: str) -> list[str]:
-        base = f"{self._prefix}{{{tag}}}:"
-        return [f"{base}c:{counter}:{digest}", f"{base}v:{licence_id}"]
+        await self._scan_script(tag, [], "note", [record.operator or "", AS_DECIDED + record.to_json()], rate)
 
     async def lookup(
         self, tag: str, counter: str, digest: str, licence_id: str, *, rate: Rate | None, operator: str | None
     ) -> tuple[ScanRecord, bool] | None:
         """See :meth:`verifier.service.ports.ScanStore.lookup`."""
-        keys = self._keys(tag, counter, digest, licence_id)
-        touch = "1" if self._acks else "0"
-        args: list[str | int] = [touch, f"{self._prefix}{{{tag}}}:s:", operator or "", self._audit_bound]
-        reply = await self._scan_script(tag, keys, "lookup", args, rate)
+        base = self._shards[tag].base
+        keys = [f"{base}c:{counter}:{digest}", f"{base}v:{licence_id}"]
+        reply = await self._scan_script(tag, keys, "lookup", [operator or ""], rate)
         if reply[0] != 1:
             return None
         stored: str = reply[1]
@@ -253,17 +249,15 @@ class RedisStore:
     async def commit(self, commit: Commit) -> tuple[ScanRecord, bool, bool]:
         """See :meth:`verifier.service.ports.ScanStore.commit`."""
         record = commit.record
-        base = f"{self._prefix}{{{commit.tag}}}:"
+        base = self._shards[commit.tag].base
         keys = [
-            *self._keys(commit.tag, record.counter, commit.digest, commit.licence_id),
+            f"{base}c:{record.counter}:{commit.digest}",
+            f"{base}v:{commit.licence_id}",
             f"{base}j:{commit.jti or '-'}",
             f"{base}s:{record.scan_id}",
         ]
         args: list[str | int] = [
-            "1" if self._acks else "0",
-            f"{base}s:",
             record.operator or "",
-            self._audit_bound,
             record.to_json(),
             record.counter,
             commit.expires_at,
@@ -418,6 +412,17 @@ class RedisStore:
         (StoreUnavailableError): for modules beside the store (verifier.adapters.redis_keys). ``replicated``:
         a write that counts only once ``min_replica_acks`` replicas hold it, as a revocation does."""
         return await (self._replicated(self._call(*args)) if replicated else self._call(*args))
+
+
+class _Shard:
+    """The names of one shard's keys, made once."""
+
+    __slots__ = ("base", "records", "stream")
+
+    def __init__(self, prefix: str, tag: str) -> None:
+        self.base = f"{prefix}{{{tag}}}:"
+        self.records = f"{self.base}s:"
+        self.stream = f"{self.base}audit"
 
 
 def _info(reply: Any) -> dict[str, str]:
