@@ -35,7 +35,7 @@ async def everything_in(url: str) -> str:
             elif kind == "stream":
                 value = await client.xrange(key)
             else:
-                value = f"<{kind}>"
+                value = f"<{kind!r}>"
             parts.append(repr(value))
     finally:
         await client.aclose()
