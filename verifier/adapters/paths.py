@@ -8,6 +8,9 @@ install, or ``python -m verifier`` in it) finds the top-level folders instead.
 Local state (generated keys, counter key hashes, the local trust list) is the user's, never the
 package's or the checkout's: ``$VERIFIER_STATE_DIR``, else ``$XDG_STATE_HOME/cy-licence-verifier``,
 else ``~/.local/state/cy-licence-verifier``.
+
+A folder named on the command line (``verifier serve --data-dir``, ``--state-dir``) wins over the
+environment for the rest of the process: :func:`choose_folders`.
 """
 
 from __future__ import annotations
@@ -21,6 +24,17 @@ STATE_FOLDER = "cy-licence-verifier"
 
 # The checkout's root when the package runs from one (verifier/adapters/paths.py is two levels down).
 _CHECKOUT = Path(__file__).resolve().parents[2]
+
+# Folders chosen on the command line, by name ("data", "state"). One process serves one deployment, and
+# the data and state are read from many places (keys, API keys, the secret, the catalogue): they all ask here.
+_chosen: dict[str, Path] = {}
+
+
+def choose_folders(*, data: str | os.PathLike[str] | None = None, state: str | os.PathLike[str] | None = None) -> None:
+    """Use ``data`` and ``state`` (when given) instead of what the environment says, in this process."""
+    for name, folder in (("data", data), ("state", state)):
+        if folder:
+            _chosen[name] = Path(folder)
 
 
 def _packaged(name: str, checkout_name: str) -> Path:
@@ -37,7 +51,10 @@ def _packaged(name: str, checkout_name: str) -> Path:
 
 
 def data_dir() -> Path:
-    """``$VERIFIER_DATA_DIR``, else the installed package's data, else the checkout's ``data/``."""
+    """The folder chosen on the command line, else ``$VERIFIER_DATA_DIR``, else the installed package's
+    data, else the checkout's ``data/``."""
+    if "data" in _chosen:
+        return _chosen["data"]
     override = os.environ.get("VERIFIER_DATA_DIR")
     return Path(override) if override else _packaged("_data", "data")
 
@@ -48,10 +65,13 @@ def schema_dir() -> Path:
 
 
 def state_dir() -> Path:
-    """``$VERIFIER_STATE_DIR``, else ``$XDG_STATE_HOME/cy-licence-verifier``, else
+    """The folder chosen on the command line, else ``$VERIFIER_STATE_DIR``, else
+    ``$XDG_STATE_HOME/cy-licence-verifier``, else
     ``~/.local/state/cy-licence-verifier``: generated keys, the local trust list and counter key
     hashes. Never inside the installed package nor the checkout; private keys never leave it. The
     XDG base directory specification says a relative ``$XDG_STATE_HOME`` is invalid: it is ignored."""
+    if "state" in _chosen:
+        return _chosen["state"]
     override = os.environ.get("VERIFIER_STATE_DIR")
     if override:
         return Path(override)

@@ -5,6 +5,7 @@ they run only when it runs, so ``verifier --help`` stays fast."""
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import sys
 from collections.abc import Callable, Sequence
 
@@ -47,9 +48,18 @@ def _counters(args: argparse.Namespace) -> int:
     return 0
 
 
+def _version() -> str:
+    """The installed package's version (its metadata, so a wheel and an editable install both know it)."""
+    try:
+        return importlib.metadata.version("cy-licence-verifier")
+    except importlib.metadata.PackageNotFoundError:  # imported from a checkout that was never installed
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The whole command line."""
     parser = argparse.ArgumentParser(prog="verifier", description="川渝电子证照亮证互认 verifier")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("catalogue", help="the licence catalogue (第一批川渝电子证照亮证互认实施清单)")

@@ -15,10 +15,15 @@ import urllib.error
 import urllib.request
 from typing import TYPE_CHECKING, Any
 
+from verifier.cli.settings_table import add_flags
 from verifier.errors import UsageError
 
 if TYPE_CHECKING:
-    from verifier.service.settings import JwksSource
+    from verifier.core.catalogue import Catalogue
+    from verifier.core.trust import TrustList
+    from verifier.service.settings import JwksSource, Settings
+
+DEFAULT_URL = "http://127.0.0.1:8080"  # where `verifier revoke` finds the service by default
 
 
 def _read_token(value: str) -> str:
@@ -28,11 +33,11 @@ def _read_token(value: str) -> str:
 
 def _check(args: argparse.Namespace) -> int:
     from verifier.adapters.catalogue_files import load_catalogue
-    from verifier.adapters.paths import state_dir
-    from verifier.adapters.trust_source import published_trust_list
+    from verifier.cli.settings_table import settings_from
     from verifier.core.decide import decide
     from verifier.core.decision_view import decision_document, timestamp
 
+    settings = settings_from(None, os.environ)  # the trust sources and the policy `verifier serve` would use
     cat = load_catalogue()
     counter = cat.counters.get(args.counter)
     if counter is None:
@@ -43,7 +48,7 @@ def _check(args: argparse.Namespace) -> int:
             + (", ".join(counter.scenarios) or "none yet")
         )
     token = _read_token(args.token)  # first: a minter piped in has published its keys once it is done
-    trust = published_trust_list(state_dir() / "jwks.json", {code: unit.province for code, unit in cat.units.items()})
+    trust = _trust_list(settings.jwks, cat)
     now = time.time()
     decision = decide(
         token,
@@ -52,6 +57,7 @@ def _check(args: argparse.Namespace) -> int:
         counter=counter,
         scenario=args.scenario,
         now=now,
+        policy=settings.policy,
     )
     document = decision_document(decision, cat, scan_id=None, cached=False, checked_at=timestamp(now))
     if args.json:
@@ -59,6 +65,25 @@ def _check(args: argparse.Namespace) -> int:
     else:
         print(_describe(document))
     return 0 if decision.accepted else 1
+
+
+def _trust_list(sources: tuple[JwksSource, ...], cat: Catalogue) -> TrustList:
+    """The trust list of ``sources`` (VERIFIER_JWKS), read once as the service reads them; without any, the
+    jwks.json the local mock issuer publishes in the state folder."""
+    from verifier.adapters.paths import state_dir
+    from verifier.adapters.trust_source import JwksTrustSource, published_trust_list
+    from verifier.errors import TrustNotLoadedError
+
+    unit_provinces = {code: unit.province for code, unit in cat.units.items()}
+    if not sources:
+        return published_trust_list(state_dir() / "jwks.json", unit_provinces)
+    import asyncio
+
+    trust = JwksTrustSource(sources, unit_provinces=unit_provinces)
+    if not asyncio.run(trust.refresh()):
+        where = ", ".join(source.location for source in sources)
+        raise TrustNotLoadedError(f"无法从 {where} 读取信任列表 / cannot load the trust list from {where}")
+    return trust.current
 
 
 def _describe(document: dict[str, Any]) -> str:
@@ -77,41 +102,28 @@ def _describe(document: dict[str, Any]) -> str:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from verifier.service.settings import Settings
+    from verifier.adapters.paths import choose_folders
+    from verifier.cli.settings_table import settings_from
 
-    settings = Settings(
-        host=args.host,
-        port=args.port,
-        redis_url=args.redis_url,
-        jwks=jwks_sources(args.jwks),
-        max_clock_skew=args.max_clock_skew,
-        min_replica_acks=args.min_replica_acks,
-        allow_volatile_store=args.allow_volatile_store,
-        counter_rate=args.counter_rate,
-        counter_burst=args.counter_burst,
-    )
-    if args.min_replica_acks and (args.redis_url or "").startswith(("redis+cluster://", "rediss+cluster://")):
+    settings = settings_from(args, os.environ)
+    _refuse_acks_on_a_cluster(settings.redis_url, settings.min_replica_acks)
+    if settings.workers > 1 and settings.redis_url is None:
         raise UsageError(
-            "--min-replica-acks needs one Redis or Sentinel: on a cluster, give every primary its append-only file"
-            " / Redis 集群不支持 --min-replica-acks，请为每个主节点开启 AOF"
+            "--workers above 1 needs --redis-url: the embedded store is one process's memory"
+            " / 多个工作进程须配置 --redis-url：进程内存储不能共享"
         )
-    if args.max_clock_skew < 1 or args.min_replica_acks < 0:
-        raise UsageError("--max-clock-skew must be at least 1 and --min-replica-acks at least 0 / 取值超出范围")
-    if args.workers < 1:
-        raise UsageError("--workers must be at least 1")
-    if args.workers > 1 and settings.redis_url is None:
-        raise UsageError("--workers above 1 needs --redis-url: the embedded store is one process's memory")
+    choose_folders(data=settings.data_dir, state=settings.state_dir)
     # SIGHUP reloads the rules (verifier.web.reload) once the service runs; until then it is ignored rather
     # than fatal, and spawned workers inherit the ignoring until their own handler is in place.
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
-    if args.workers == 1:
-        _run_worker(settings, args.log_level, reuse_port=False)
+    if settings.workers == 1:
+        _run_worker(settings, reuse_port=False)
         return 0
     workers = [
         multiprocessing.get_context("spawn").Process(
-            target=_run_worker, args=(settings, args.log_level, True), kwargs={"master": os.getpid()}
+            target=_run_worker, args=(settings, True), kwargs={"master": os.getpid()}
         )
-        for _ in range(args.workers)
+        for _ in range(settings.workers)
     ]
     for worker in workers:
         worker.start()
@@ -138,10 +150,17 @@ def _serve(args: argparse.Namespace) -> int:
 def jwks_sources(flags: list[str] | None) -> tuple[JwksSource, ...]:
     """The trust sources of ``serve``: the ``--jwks`` flags (repeatable), else ``VERIFIER_JWKS`` (the same forms,
     separated by spaces or commas), else none (the state folder's jwks.json)."""
-    from verifier.adapters.trust_source import parse_jwks_sources
+    from verifier.cli.settings_table import settings_from
 
-    environment = os.environ.get("VERIFIER_JWKS", "")
-    return parse_jwks_sources(flags or [environment])
+    return settings_from(argparse.Namespace(jwks=flags or None), os.environ).jwks
+
+
+def _refuse_acks_on_a_cluster(redis_url: str | None, min_replica_acks: int) -> None:
+    if min_replica_acks and (redis_url or "").startswith(("redis+cluster://", "rediss+cluster://")):
+        raise UsageError(
+            "--min-replica-acks needs one Redis or Sentinel: on a cluster, give every primary its append-only file"
+            " / Redis 集群不支持 --min-replica-acks，请为每个主节点开启 AOF"
+        )
 
 
 def _exit_with(master: int) -> None:
@@ -155,7 +174,8 @@ def _exit_with(master: int) -> None:
     threading.Thread(target=watch, name="master-watch", daemon=True).start()
 
 
-def _run_worker(settings: Any, log_level: str, reuse_port: bool, master: int | None = None) -> None:
+def _run_worker(settings: Settings, reuse_port: bool, master: int | None = None) -> None:
+    from verifier.adapters.paths import choose_folders
     from verifier.web.app import create_app
     from verifier.web.logsink import configure
     from verifier.web.reload import reload_on_sighup
@@ -163,7 +183,8 @@ def _run_worker(settings: Any, log_level: str, reuse_port: bool, master: int | N
 
     if master is not None:
         _exit_with(master)
-    configure(log_level)  # a JSON line per scan, written in batches rather than a write per line
+    choose_folders(data=settings.data_dir, state=settings.state_dir)  # a spawned worker starts afresh
+    configure(settings.log_level)  # a JSON line per scan, written in batches rather than a write per line
     print(f"verifier listening on http://{settings.host}:{settings.port} (pid {os.getpid()})", flush=True)
     app = create_app(settings)
     reload_on_sighup(app, master=master)
@@ -171,6 +192,9 @@ def _run_worker(settings: Any, log_level: str, reuse_port: bool, master: int | N
 
 
 def _revoke(args: argparse.Namespace) -> int:
+    from verifier.cli.settings_table import settings_from
+
+    settings = settings_from(None, os.environ)  # the store as `verifier serve` finds it: VERIFIER_REDIS_URL, …
     body = {
         "type": args.type,
         "province": args.province,
@@ -178,13 +202,15 @@ def _revoke(args: argparse.Namespace) -> int:
         "reason": args.reason,
         "restore": args.restore,
     }
-    if args.redis_url:
-        return _revoke_in_store(args.redis_url, body)
+    redis_url = args.redis_url or (None if args.url else settings.redis_url)  # a --url given names the service
+    if redis_url:
+        return _revoke_in_store(redis_url, settings, body)
+    url = args.url or DEFAULT_URL
     key = args.admin_key or os.environ.get("VERIFIER_ADMIN_KEY")
     if not key:
         raise UsageError("give --admin-key or set VERIFIER_ADMIN_KEY (see `verifier admin-key`), or --redis-url")
     request = urllib.request.Request(  # noqa: S310 - the operator names the service URL, http(s) only
-        args.url.rstrip("/") + "/v1/revocations",
+        url.rstrip("/") + "/v1/revocations",
         data=json.dumps(body).encode(),
         headers={"Content-Type": "application/json", "Authorization": f"Bearer {key}"},
         method="POST",
@@ -198,11 +224,11 @@ def _revoke(args: argparse.Namespace) -> int:
         print(exc.read().decode("utf-8", "replace"), file=sys.stderr)
         return 2
     except urllib.error.URLError as exc:
-        raise UsageError(f"cannot reach the service at {args.url}: {exc.reason}") from None
+        raise UsageError(f"cannot reach the service at {url}: {exc.reason}") from None
     return 0
 
 
-def _revoke_in_store(redis_url: str, body: dict[str, Any]) -> int:
+def _revoke_in_store(redis_url: str, settings: Settings, body: dict[str, Any]) -> int:
     import asyncio
 
     from verifier.adapters.catalogue_files import load_catalogue
@@ -213,14 +239,19 @@ def _revoke_in_store(redis_url: str, body: dict[str, Any]) -> int:
 
     if body["type"] not in load_catalogue().licences or body["province"] not in PROVINCES:
         raise UsageError("unknown licence type or province; see `verifier catalogue`")
+    _refuse_acks_on_a_cluster(redis_url, settings.min_replica_acks)
 
     async def run() -> None:
-        store = RedisStore.from_url(redis_url)
+        # As the service writes one: bounded by the store timeout, held by as many replicas as it requires.
+        store = RedisStore.from_url(
+            redis_url, op_timeout=settings.store_timeout, min_replica_acks=settings.min_replica_acks
+        )
         try:
             # The same keyed identity the service derives: this host must hold the deployment's secret.
-            licence_id = Identities(load_secret()).licence(body["type"], body["province"], body["licence_no"])
-            days = int(os.environ.get("VERIFIER_REVOCATION_DAYS", "90"))  # as `verifier serve --revocation-days`
-            await store.set_revoked(licence_id, not body["restore"], body["reason"][:200], days * 86400 or None)
+            identities = Identities(load_secret(settings.secret_file))
+            licence_id = identities.licence(body["type"], body["province"], body["licence_no"])
+            ttl = settings.revocation_days * 86400 or None  # as `verifier serve --revocation-days`
+            await store.set_revoked(licence_id, not body["restore"], body["reason"][:200], ttl)
         finally:
             await store.close()
 
@@ -244,49 +275,13 @@ def register(sub: Any) -> None:
     p.add_argument("--json", action="store_true", help="print the decision object")
     p.set_defaults(func=_check)
 
-    p = sub.add_parser("serve", help="run the verifier service")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8080)
-    p.add_argument("--redis-url", default=os.environ.get("VERIFIER_REDIS_URL"), help="without it: embedded store")
-    p.add_argument("--workers", type=int, default=1, help="worker processes sharing the port (needs Redis)")
-    p.add_argument(
-        "--jwks",
-        action="append",
-        metavar="[SC=|CQ=]FILE-or-URL",
-        help="the issuers' JWKS: one file or URL for both provinces, or SC=… and CQ=… (a province's source is"
-        " trusted for its own units only); default VERIFIER_JWKS, else the state folder's jwks.json",
+    p = sub.add_parser(
+        "serve",
+        help="run the verifier service",
+        description="运行核验服务 / run the verifier service. Every setting is a flag or the environment variable"
+        " VERIFIER_<FLAG> (the flag wins).",
     )
-    p.add_argument("--log-level", default="info")
-    p.add_argument(
-        "--max-clock-skew",
-        type=int,
-        default=int(os.environ.get("VERIFIER_MAX_CLOCK_SKEW", "60")),
-        help="seconds of clock difference allowed between an instance and Redis (default 60)",
-    )
-    p.add_argument(
-        "--min-replica-acks",
-        type=int,
-        default=int(os.environ.get("VERIFIER_MIN_REPLICA_ACKS", "0")),
-        help="replicas that must hold a claim or revocation before it counts (default 0)",
-    )
-    p.add_argument(
-        "--allow-volatile-store",
-        action="store_true",
-        default=os.environ.get("VERIFIER_ALLOW_VOLATILE_STORE", "") not in ("", "0", "false"),
-        help="accept a Redis that keeps nothing on disk (tests and benchmarks only)",
-    )
-    p.add_argument(
-        "--counter-rate",
-        type=float,
-        default=float(os.environ.get("VERIFIER_COUNTER_RATE", "10")),
-        help="scans per second one counter may post, over every instance; 0: no limit (default 10)",
-    )
-    p.add_argument(
-        "--counter-burst",
-        type=int,
-        default=int(os.environ.get("VERIFIER_COUNTER_BURST", "30")),
-        help="scans a counter may post at once before --counter-rate applies (default 30)",
-    )
+    add_flags(p)
     p.set_defaults(func=_serve)
 
     p = sub.add_parser("revoke", help="revoke (or --restore) a licence on the running service")
@@ -295,9 +290,12 @@ def register(sub: Any) -> None:
     p.add_argument("--licence-no", required=True)
     p.add_argument("--reason", default="")
     p.add_argument("--restore", action="store_true", help="undo a revocation")
-    p.add_argument("--url", default="http://127.0.0.1:8080", help="the service (its /v1/revocations)")
+    p.add_argument("--url", help=f"the service (its /v1/revocations; default {DEFAULT_URL})")
     p.add_argument("--admin-key", help="administrator key (or VERIFIER_ADMIN_KEY)")
-    p.add_argument("--redis-url", help="write to the shared store directly instead of the service")
+    p.add_argument(
+        "--redis-url",
+        help="write to the shared store directly instead of the service (or VERIFIER_REDIS_URL, unless --url is given)",
+    )
     p.set_defaults(func=_revoke)
 
     p = sub.add_parser("demo", help="the whole story on the embedded store: apps present, counters scan")
