@@ -214,6 +214,15 @@ def test_serve_from_the_wheel_accepts_a_scan(installed: Installed, tmp_path: Pat
     assert sorted(name for name in STATE_FILES if (state / name).is_file()) == sorted(STATE_FILES)
 
 
+def test_version_from_the_wheel(installed: Installed, wheel: Path) -> None:
+    """`verifier --version` from the venv prints the version the wheel's metadata carries."""
+    with zipfile.ZipFile(wheel) as archive:
+        (name,) = (n for n in archive.namelist() if n.endswith(".dist-info/METADATA"))
+        (version,) = (line.split(":", 1)[1].strip() for line in archive.read(name).decode().splitlines()
+                      if line.startswith("Version:"))  # fmt: skip
+    assert installed.run("--version", env=installed.env()) == f"verifier {version}"
+
+
 def test_state_defaults_to_the_users_state_folder(installed: Installed, tmp_path: Path) -> None:
     """Without VERIFIER_STATE_DIR or XDG_STATE_HOME the installed commands keep their keys in
     ``$HOME/.local/state/cy-licence-verifier``, never in site-packages or the current folder."""

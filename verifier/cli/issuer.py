@@ -14,6 +14,10 @@ from typing import Any
 from verifier.errors import UsageError
 
 QR_MAX_VERSION = 15  # the largest code a counter scanner is expected to read at arm's length
+MOCK_WARNING = (
+    "模拟签发方，仅供测试和演示：能访问它的任何人都能签发核验服务接受的令牌，切勿对外开放 / "
+    "MOCK issuer, for tests and demos only: anyone who can reach it mints tokens the verifier accepts; never expose it"
+)
 
 
 def register(sub: Any) -> None:
@@ -50,7 +54,9 @@ def register(sub: Any) -> None:
     j.add_argument("--province", choices=("SC", "CQ"), help="that province's units' keys only")
     j.set_defaults(func=_jwks)
 
-    s = isub.add_parser("serve", help="serve GET /.well-known/jwks.json and POST /v1/presentations")
+    s = isub.add_parser(
+        "serve", help="the mock issuer (tests and demos only): GET /.well-known/jwks.json, POST /v1/presentations"
+    )
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=8081)
     s.set_defaults(func=_serve)
@@ -175,6 +181,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     catalogue, keys = _state()
     keys.keyring()  # create keys before the first request, not during it
+    print(MOCK_WARNING, file=sys.stderr)
     print(f"mock issuer: keys in {keys.directory}", file=sys.stderr)
     print(f"mock issuer listening on http://{args.host}:{args.port}", file=sys.stderr)
     run(create_issuer_app(catalogue, keys=keys), args.host, args.port)

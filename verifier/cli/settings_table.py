@@ -245,6 +245,6 @@ def markdown_table() -> str:
     """The README's settings table."""
     rows = ["| flag | environment | default | allowed | what |", "| --- | --- | --- | --- | --- |"]
     for s in SETTINGS:
-        flag = f"`{s.flag}`" if s.kind is bool else f"`{s.flag} {s.value_name}`"
+        flag = (f"`{s.flag}`" if s.kind is bool else f"`{s.flag} {s.value_name}`").replace("|", "\\|")
         rows.append(f"| {flag} | `{s.env}` | {s.shown_default()} | {s.allowed() or '—'} | {s.zh} / {s.en} |")
     return "\n".join(rows)
