@@ -20,7 +20,7 @@ from tests.test_dockerfile import dockerfile, healthcheck_command
 from verifier.cli.issuer import MOCK_WARNING
 from verifier.cli.main import build_parser
 from verifier.cli.settings_table import settings_from
-from verifier.service.settings import Settings
+from verifier.service.settings import JwksSource, Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 SECRET = "/run/secrets/verifier-secret"
@@ -145,7 +145,7 @@ def test_each_verifiers_command_and_environment_are_what_serve_reads(name: str) 
     assert settings.workers == 2
     assert settings.redis_url is not None
     assert settings.redis_url.split("://")[1].split(":")[0] in ("redis", "sentinel-1")
-    assert settings.jwks == ISSUER_JWKS
+    assert settings.jwks == (JwksSource(ISSUER_JWKS),)
     assert settings.host == "0.0.0.0"  # noqa: S104 - inside the container, published by compose
     assert service["ports"] == [f"{settings.port}:{settings.port}"]
     environment = {**dockerfile()[1][-1].env(), **service.get("environment", {})}

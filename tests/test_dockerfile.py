@@ -186,6 +186,7 @@ def test_the_health_check_is_readiness(tmp_path: Path) -> None:
     not ready (its Redis cannot be reached: 503) and for none at all."""
     assert "/readyz" in healthcheck_command()[-1]
     env = {"VERIFIER_STATE_DIR": str(tmp_path / "state"), "PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)}
+    subprocess.run([sys.executable, "-m", "verifier", "issuer", "jwks"], env=env, capture_output=True, check=True)
     ready, unready = free_port(), free_port()
     serve = [sys.executable, "-m", "verifier", "serve"]
     processes = [

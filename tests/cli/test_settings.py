@@ -42,7 +42,7 @@ def _samples(setting: Setting) -> tuple[str, str]:
     if setting.choices:
         others = [c for c in setting.choices if c != setting.default]
         return others[0], others[1]
-    if setting.kind is str:
+    if setting.kind in (str, tuple):
         return f"/from/env/{setting.dest}", f"/from/flag/{setting.dest}"
     assert setting.low is not None
     assert setting.high is not None
@@ -244,7 +244,7 @@ def _scan(port: int, key: str, token: str) -> dict[str, Any]:
 def test_serve_runs_with_the_port_folders_and_policy_it_is_given(
     tmp_path: Path, workers: int, request: pytest.FixtureRequest
 ) -> None:
-    """`verifier serve` with flags over variables: it listens on --port, not VERIFIER_PORT; keeps its keys in
+    """`verifier serve` with flags over variables: it listens on --port, not VERIFIER_PORT; keeps its state in
     --state-dir, not VERIFIER_STATE_DIR; decides with the rules of --data-dir (a counter only that copy has)
     and with VERIFIER_MAX_LIFETIME (a token living longer is rejected). Two workers (VERIFIER_WORKERS, on the
     Redis of VERIFIER_REDIS_URL) are spawned afresh and must be given the same."""
@@ -260,13 +260,14 @@ def test_serve_runs_with_the_port_folders_and_policy_it_is_given(
     }
     if workers > 1:
         env["VERIFIER_REDIS_URL"] = request.getfixturevalue("redis_server").url
+    same = {**os.environ, "VERIFIER_STATE_DIR": str(state), "VERIFIER_DATA_DIR": str(data)}
+    _cli(same, "issuer", "jwks")  # the mock issuer publishes its keys where the service is told to look
     args = ["serve", "--port", str(port), "--state-dir", str(state), "--data-dir", str(data)]
     process = subprocess.Popen(
         [sys.executable, "-m", "verifier", *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
     try:
         wait_ready(port, process=process)
-        same = {**os.environ, "VERIFIER_STATE_DIR": str(state), "VERIFIER_DATA_DIR": str(data)}
         key = _cli(same, "counters", "key", "cq-notary-zhixin-99")
         mint = ["issuer", "mint", "--type", "driving-licence", "--province", "SC", "--channel", "jiaoguan-12123"]
         accepted = _scan(port, key, _cli(same, *mint, "--ttl", "300"))
@@ -276,7 +277,7 @@ def test_serve_runs_with_the_port_folders_and_policy_it_is_given(
         output, _ = process.communicate(timeout=20)
     assert accepted["decision"] == "accepted", (accepted, output[-2000:])
     assert [r["code"] for r in too_long["reasons"]] == ["LIFETIME_TOO_LONG"]
-    assert (state / "jwks.json").is_file()
+    assert list((state / "last-good-trust").iterdir())  # the trust list it read, kept in its own state folder
     assert not elsewhere.exists()
     assert output.count("verifier listening") == workers
 

@@ -81,24 +81,25 @@ class Setting:
     def parse(self, text: str | list[str], source: str) -> Any:
         """``text`` as this setting's value; ``source`` names the flag or variable it came from. A repeatable
         flag gives a list, its variable one text holding every value."""
-        if self.kind is tuple:
-            return _jwks_sources([text] if isinstance(text, str) else text, source)
-        assert isinstance(text, str)
+        if isinstance(text, list) or self.kind is tuple:
+            return _jwks_sources(text if isinstance(text, list) else [text], source)
         text = text.strip()
         if self.kind is bool:
-            if text.lower() in _TRUE:
-                return True
-            if text.lower() in _FALSE:
-                return False
-            raise UsageError(f"{source} 须为 1 或 0，收到 {text!r} / {source} must be 1 or 0, got {text!r}")
+            return self._boolean(text, source)
         if self.choices:
             if text.lower() not in self.choices:
                 wanted = ", ".join(self.choices)
                 raise UsageError(f"{source} 须为 {wanted} 之一，收到 {text!r} / {source} must be one of {wanted}")
             return text.lower()
-        if self.kind is str:
-            return text
-        return self._number(text, source)
+        return text if self.kind is str else self._number(text, source)
+
+    @staticmethod
+    def _boolean(text: str, source: str) -> bool:
+        if text.lower() in _TRUE:
+            return True
+        if text.lower() in _FALSE:
+            return False
+        raise UsageError(f"{source} 须为 1 或 0，收到 {text!r} / {source} must be 1 or 0, got {text!r}")
 
     def _number(self, text: str, source: str) -> int | float:
         try:
@@ -153,11 +154,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("revocation_days", "--revocation-days", int, 90, "注销的保存天数（0 为永久）",
             "days a revocation is kept (0: forever)", 0, 36500, unit="days"),
     Setting("jwks", "--jwks", tuple, (),
-            "签发方公钥列表（JWKS 文件或 URL），两省共用一个，或 SC=… 与 CQ=… 各一个（可重复；变量中以空格或逗号分隔）；"
-            "不设则用状态目录中本地模拟签发方发布的 jwks.json",
+            "签发方公钥列表（JWKS 文件或 URL），两省共用一个，或 SC=… 与 CQ=… 各一个"
+            "（可重复；变量中以空格或逗号分隔）；不设则用状态目录中本地模拟签发方发布的 jwks.json",
             "the issuers' public keys: one JWKS file or URL for both provinces, or SC=… and CQ=… (the flag"
             " repeated; in the variable, separated by spaces or commas), a province's source trusted for its own"
-            " units only; unset: the jwks.json the local mock issuer publishes in the state folder", metavar="[SC=|CQ=]FILE-or-URL"),
+            " units only; unset: the jwks.json the local mock issuer publishes in the state folder",
+            metavar="[SC=|CQ=]FILE-or-URL"),
     Setting("trust_refresh_seconds", "--trust-refresh", float, 60.0, "重新读取公钥列表的间隔",
             "seconds between reloads of the trust list", 1, 86400, unit="s"),
     Setting("policy.leeway", "--leeway", int, 5, "令牌 iat 和 exp 容许的时钟误差",
