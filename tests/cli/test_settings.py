@@ -260,7 +260,10 @@ def test_serve_runs_with_the_port_folders_and_policy_it_is_given(
     }
     if workers > 1:
         env["VERIFIER_REDIS_URL"] = request.getfixturevalue("redis_server").url
+    # The commands read the same variables: the state and rules, and the Redis the keys are shared in.
     same = {**os.environ, "VERIFIER_STATE_DIR": str(state), "VERIFIER_DATA_DIR": str(data)}
+    if workers > 1:
+        same["VERIFIER_REDIS_URL"] = env["VERIFIER_REDIS_URL"]
     _cli(same, "issuer", "jwks")  # the mock issuer publishes its keys where the service is told to look
     args = ["serve", "--port", str(port), "--state-dir", str(state), "--data-dir", str(data)]
     process = subprocess.Popen(
