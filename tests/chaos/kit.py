@@ -27,6 +27,7 @@ from tests.scenes import Scene
 from verifier.adapters.trust_source import JwksTrustSource
 from verifier.service.settings import Settings
 from verifier.web.app import create_app
+from verifier.web.metrics import metric_total
 
 SCENARIO = "notary-driving-licence"
 # Every counter that handles the scenario: a code accepted at one is shown at another.
@@ -223,7 +224,7 @@ async def until_found(client: Client, limit: float = 10.0) -> float:
 
     async def unsafe() -> bool:
         async with client.get("/metrics") as response:
-            return "\nverifier_store_safe 0\n" in await response.text()
+            return metric_total(await response.text(), "verifier_store_safe") == 0
 
     return await eventually(unsafe, "the store found unsafe", limit)
 

@@ -26,7 +26,7 @@ from verifier.adapters.paths import data_dir
 from verifier.core.catalogue_view import catalogue_document
 from verifier.core.reasons import MESSAGES
 from verifier.core.trust import TrustList
-from verifier.errors import StoreUnavailableError
+from verifier.errors import RateLimitedError, StoreUnavailableError, TrustNotLoadedError
 from verifier.service.ports import ScanRecord, StoreHealth
 from verifier.web import appkeys
 
@@ -362,6 +362,22 @@ async def no_trust_list(api: Api) -> None:
         source.current = kept
 
 
+async def scans_held_back(api: Api) -> None:
+    """A counter over its rate is a 429 with Retry-After; a scan before any trust list is loaded a 503."""
+    service = api.client.app[appkeys.SERVICE]
+    body = {"token": api.scene.driving_licence("SC"), "scenario": "notary-driving-licence"}
+    for error, status in ((RateLimitedError(NOTARY, 0.25), 429), (TrustNotLoadedError("no trust list yet"), 503)):
+
+        async def refuse(*args: Any, error: Exception = error, **kwargs: Any) -> Any:
+            raise error
+
+        service.scan = refuse  # type: ignore[method-assign]
+        try:
+            await api.call("POST", "/v1/scans", status, as_=NOTARY, json_body=body)
+        finally:
+            del service.scan
+
+
 async def pages(api: Api) -> None:
     """The signed-in counter, the console, the dashboard and their files answer as documented."""
     me = await api.call("GET", "/v1/counters/me", 200, as_=NOTARY)
@@ -393,6 +409,7 @@ async def rules_reload(api: Api) -> None:
 EXERCISES = [
     scans_decide,
     scans_refuse,
+    scans_held_back,
     revocations,
     stats,
     public_documents,

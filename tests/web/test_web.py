@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from typing import Any
 
 import pytest
@@ -14,6 +13,7 @@ from tests.helpers import Client, ClientFactory, assert_problem
 from tests.scenes import Scene
 from verifier.adapters.memory_store import MemoryStore
 from verifier.errors import StoreUnavailableError
+from verifier.web.metrics import metric_total
 
 NOTARY = "cq-notary-zhixin-01"
 NOTARY_2 = "cq-notary-zhixin-02"
@@ -72,12 +72,6 @@ async def shell(aiohttp_client: ClientFactory, scene: Scene) -> Shell:
     """The verifier app on the embedded store."""
     store = MemoryStore()
     return Shell(await aiohttp_client(scene.app(store=store)), scene, store)
-
-
-def _metric(text: str, name: str) -> float:
-    match = re.search(rf"^{re.escape(name)} (\S+)$", text, re.MULTILINE)
-    assert match, f"{name} missing from /metrics"
-    return float(match.group(1))
 
 
 async def test_a_scan_is_stored_with_operator_and_serial_no_for_its_counter_only(shell: Shell) -> None:
@@ -165,11 +159,11 @@ async def test_metrics_count_scans_by_decision_and_cache_hits(shell: Shell) -> N
     assert response.status == 200
     assert response.content_type == "text/plain"
     text = await response.text()
-    assert _metric(text, 'verifier_scans_total{decision="accepted"}') == 2
-    assert _metric(text, 'verifier_scans_total{decision="rejected"}') == 1
-    assert _metric(text, "verifier_cache_hits_total") == 1
-    assert _metric(text, "verifier_scan_seconds_count") == 3
-    assert _metric(text, "verifier_store_errors_total") == 0
+    assert metric_total(text, "verifier_scans_total", decision="accepted") == 2
+    assert metric_total(text, "verifier_scans_total", decision="rejected") == 1
+    assert metric_total(text, "verifier_cache_hits_total") == 1
+    assert metric_total(text, "verifier_scan_seconds_count") == 3
+    assert metric_total(text, "verifier_store_errors_total") == 0
 
 
 async def test_readyz_is_ready_with_the_trust_list_and_the_embedded_store(shell: Shell) -> None:
@@ -206,8 +200,8 @@ async def test_an_unreachable_store_is_503_and_counted_never_a_decision(
     assert "decision" not in problem
     assert response.headers["Retry-After"] == "2"
     text = await (await client.get("/metrics")).text()
-    assert _metric(text, "verifier_store_errors_total") == 1
-    assert _metric(text, 'verifier_scans_total{decision="accepted"}') == 0
+    assert metric_total(text, "verifier_store_errors_total") == 1
+    assert metric_total(text, "verifier_scans_total", decision="accepted") == 0
 
 
 async def test_revocation_stops_a_cached_acceptance_and_restore_undoes_it(shell: Shell) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import socket
 import subprocess
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from verifier.errors import UsageError
+from verifier.web.metrics import metric_total
 
 _TICK = os.sysconf("SC_CLK_TCK")
 
@@ -202,13 +202,11 @@ def service_metrics(port: int) -> dict[str, float]:
     """The service's own counts of scans (accepted, rejected, cached), from its ``/metrics``."""
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
         text = response.read().decode()
-    out = {}
-    for name, key in (('verifier_scans_total{decision="accepted"}', "accepted"),
-                      ('verifier_scans_total{decision="rejected"}', "rejected"),
-                      ("verifier_cache_hits_total", "cached")):  # fmt: skip
-        match = re.search("^" + re.escape(name) + r" (\S+)$", text, re.MULTILINE)
-        out[key] = float(match.group(1)) if match else 0.0
-    return out
+    return {
+        "accepted": metric_total(text, "verifier_scans_total", decision="accepted"),
+        "rejected": metric_total(text, "verifier_scans_total", decision="rejected"),
+        "cached": metric_total(text, "verifier_cache_hits_total"),
+    }
 
 
 def settled_metrics(port: int, *, quiet: float = 0.05, timeout: float = 2.0) -> dict[str, float]:

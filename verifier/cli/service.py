@@ -119,6 +119,15 @@ def _serve(args: argparse.Namespace) -> int:
     if settings.workers == 1:
         _run_worker(settings, reuse_port=False)
         return 0
+    from verifier.web.metrics import shared_across_workers
+
+    with shared_across_workers():  # the workers count into one folder: one /metrics for the instance
+        _run_workers(settings)
+    return 0
+
+
+def _run_workers(settings: Any) -> None:
+    """``settings.workers`` worker processes sharing the port, until a signal stops them."""
     workers = [
         multiprocessing.get_context("spawn").Process(
             target=_run_worker, args=(settings, True), kwargs={"master": os.getpid()}
@@ -144,7 +153,6 @@ def _serve(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGHUP, reload_all)
     for worker in workers:
         worker.join()
-    return 0
 
 
 def jwks_sources(flags: list[str] | None) -> tuple[JwksSource, ...]:

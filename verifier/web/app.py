@@ -31,7 +31,8 @@ from verifier.web import appkeys, handlers, pages, reload
 from verifier.web.edge import problem_middleware
 from verifier.web.metrics import Metrics
 from verifier.web.reload import RulesReloader
-from verifier.web.server import DIRECT_ROUTES
+from verifier.web.server import CONNECTION_LIMITS, DIRECT_ROUTES, ConnectionLimits
+from verifier.web.signins import SignInLog
 
 log = logging.getLogger("verifier")
 
@@ -53,6 +54,25 @@ async def _check_store_periodically(service: ScanService, metrics: Metrics, sett
                 async with asyncio.timeout(settings.store_check_seconds):
                     await service.store_trouble()
         await _check_store(service, metrics)
+
+
+def _watch_the_door(app: web.Application, settings: Settings) -> None:
+    """The app's metrics, its log of refused keys, and the limits its connections are served with."""
+    metrics = app[appkeys.METRICS] = Metrics()
+    app[appkeys.SIGN_INS] = SignInLog(metrics.sign_in_failures)
+    app.on_cleanup.append(_log_held_sign_ins)
+    app[CONNECTION_LIMITS] = ConnectionLimits(
+        header_timeout=settings.header_timeout,
+        keepalive_timeout=settings.keepalive_timeout,
+        max_connections=settings.max_connections,
+        retry_after=settings.retry_after_seconds,
+        dropped=lambda reason: metrics.connections_dropped.labels(reason).inc(),
+    )
+
+
+async def _log_held_sign_ins(app: web.Application) -> None:
+    """Log the refused sign-ins still held for the next line, before the service stops."""
+    app[appkeys.SIGN_INS].close()
 
 
 def build_store(settings: Settings) -> ScanStore:
@@ -115,7 +135,7 @@ def create_app(
     """The verifier application. No I/O happens until it starts."""
     app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[problem_middleware])
     app[appkeys.SETTINGS] = settings
-    app[appkeys.METRICS] = Metrics()
+    _watch_the_door(app, settings)
     data = Path(settings.data_dir) if settings.data_dir else None
 
     async def service_ctx(app: web.Application) -> AsyncIterator[None]:

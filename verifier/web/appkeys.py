@@ -10,6 +10,7 @@ from verifier.adapters.api_keys import KeyLookup
 from verifier.service.scan import ScanService
 from verifier.service.settings import Settings
 from verifier.web.metrics import Metrics
+from verifier.web.signins import SignInLog
 
 if TYPE_CHECKING:
     from verifier.web.reload import RulesReloader
@@ -19,3 +20,4 @@ SERVICE = web.AppKey("service", ScanService)
 API_KEYS: web.AppKey[KeyLookup] = web.AppKey("api_keys")  # the key file (embedded) or the shared store's
 METRICS = web.AppKey("metrics", Metrics)
 RELOADER: web.AppKey[RulesReloader] = web.AppKey("reloader")
+SIGN_INS = web.AppKey("sign_ins", SignInLog)

@@ -1,24 +1,28 @@
 """The edge of the HTTP shell: reading requests, authenticating keys, answering problems.
 
-Every error that is not a decision leaves as RFC 9457 problem+json from :func:`problem_middleware`.
+Every error that is not a decision leaves as RFC 9457 problem+json from :func:`problem_middleware`, and
+every answer with the headers of :func:`verifier.web.server.hardened`. Every refused key is counted and
+logged at a bounded rate (:mod:`verifier.web.signins`).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Callable
 from typing import Any
 
 import orjson
-from aiohttp import web
+from aiohttp import hdrs, web
 
 from verifier.adapters.api_keys import ADMIN
 from verifier.core.catalogue import Counter
-from verifier.errors import StoreUnavailableError, StoreUnsafeError
+from verifier.errors import RateLimitedError, StoreUnavailableError, StoreUnsafeError, TrustNotLoadedError
 from verifier.service.settings import Settings
 from verifier.web import appkeys
 from verifier.web.problems import ProblemError, problem
+from verifier.web.server import hardened
 
 log = logging.getLogger("verifier")
 
@@ -39,37 +43,65 @@ def unavailable(detail: str, settings: Settings) -> ProblemError:
 
 @web.middleware
 async def problem_middleware(request: web.Request, handler: Callable[[web.Request], Any]) -> web.StreamResponse:
-    """Turn every failure into problem+json; never a traceback in a body."""
+    """Turn every failure into problem+json, never a traceback in a body; harden every answer."""
     try:
         response: web.StreamResponse = await handler(request)
-    except ProblemError as exc:
-        return exc.response()
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        return problem(
+        response = problem(
             exc.status,
             exc.reason or exc.text or "",
             headers={"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None,
         )
-    except StoreUnavailableError as exc:
-        request.app[appkeys.METRICS].store_errors += 1
+    except Exception as exc:  # each kind the service raises is answered; the rest is logged, and a 500
+        response = _problem_for(request, exc)
+    return hardened(response)
+
+
+def _problem_for(request: web.Request, exc: Exception) -> web.Response:
+    """The answer to a failure of a handler: its own problem, or what the service's errors mean over HTTP."""
+    if isinstance(exc, ProblemError):
+        return exc.response()
+    metrics = request.app[appkeys.METRICS]
+    if isinstance(exc, RateLimitedError):
+        metrics.rate_limited.labels(exc.counter).inc()
+        wait = max(1, math.ceil(exc.retry_after))
+        detail = f"本窗口核验过于频繁，请 {wait} 秒后重试 / this counter is over its scan rate; retry in {wait} s"
+        return problem(429, detail, headers={hdrs.RETRY_AFTER: str(wait)})
+    if isinstance(exc, TrustNotLoadedError):
+        metrics.trust_not_loaded.inc()
+        detail = "尚未加载签发方公钥，暂不核验 / no trust list loaded yet: nothing can be verified"
+        return unavailable(detail, request.app[appkeys.SETTINGS]).response()
+    if isinstance(exc, StoreUnavailableError):
+        metrics.store_errors.inc()
         detail = str(exc) if isinstance(exc, StoreUnsafeError) else f"state store unavailable: {exc}"
         return unavailable(detail, request.app[appkeys.SETTINGS]).response()
-    except Exception:
-        log.exception("unhandled error on %s %s", request.method, request.path)
-        return problem(500, "internal error; the scan was not decided")
-    return response
+    log.error("unhandled error on %s %s", request.method, request.path, exc_info=exc)
+    return problem(500, "internal error; the scan was not decided")
+
+
+def _refuse(request: web.Request, reason: str, status: int, detail: str) -> ProblemError:
+    """A refused key, counted and logged (without the key), as the problem to raise."""
+    request.app[appkeys.SIGN_INS].refused(reason, request.remote)
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return ProblemError(status, detail, headers=headers)
 
 
 def principal(request: web.Request) -> str:
-    """Who the Bearer key belongs to (a counter id or the administrator); 401 otherwise."""
-    header = request.headers.get("Authorization", "")
-    scheme, _, key = header.partition(" ")
-    who = request.app[appkeys.API_KEYS].principal(key.strip()) if scheme.lower() == "bearer" and key else None
+    """Who the Bearer key belongs to (a counter id or the administrator); 401 otherwise, and 400 for two
+    Authorization headers (which one a proxy or a framework reads differs: neither is taken)."""
+    header = request.headers.getall(hdrs.AUTHORIZATION, ())
+    if len(header) > 1:
+        raise _refuse(
+            request, "duplicate", 400, "只能有一个 Authorization 请求头 / exactly one Authorization header, not several"
+        )
+    scheme, _, key = header[0].partition(" ") if header else ("", "", "")
+    key = key.strip() if scheme.lower() == "bearer" else ""
+    who = request.app[appkeys.API_KEYS].principal(key) if key else None
     if who is None:
-        raise ProblemError(
-            401, "no or wrong API key (Authorization: Bearer <key>)", headers={"WWW-Authenticate": "Bearer"}
+        raise _refuse(
+            request, "unknown" if key else "missing", 401, "no or wrong API key (Authorization: Bearer <key>)"
         )
     return who
 
@@ -79,14 +111,14 @@ def counter_of(request: web.Request) -> Counter:
     who = principal(request)
     counter = request.app[appkeys.SERVICE].catalogue.counters.get(who)
     if counter is None:
-        raise ProblemError(401, "this key is not a counter's key", headers={"WWW-Authenticate": "Bearer"})
+        raise _refuse(request, "not_counter", 401, "this key is not a counter's key")
     return counter
 
 
 def require_admin(request: web.Request) -> None:
     """403 unless the administrator's key signed this request."""
     if principal(request) != ADMIN:
-        raise ProblemError(403, "this needs the administrator's key")
+        raise _refuse(request, "not_admin", 403, "this needs the administrator's key")
 
 
 async def json_body(request: web.Request) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from typing import Any
 
 import orjson
 from aiohttp import web
+from prometheus_client.aiohttp import make_aiohttp_handler
 
 from verifier.core.catalogue import PROVINCES, Catalogue, Counter
 from verifier.core.catalogue_view import catalogue_document
@@ -53,7 +54,14 @@ async def post_scan(request: web.Request) -> web.Response:
     item = _scan_item(body, scenario, service.catalogue)
     result = await service.scan(counter, token, scenario, operator=operator, serial_no=serial_no, item=item)
     elapsed = time.perf_counter() - started
-    request.app[appkeys.METRICS].observe(result.record.decision, result.cached, elapsed)
+    request.app[appkeys.METRICS].observe(
+        result.record.decision,
+        result.cached,
+        elapsed,
+        licence_type=result.licence_type,
+        issuing_province=result.issuing_province,
+        counter_province=counter.province,
+    )
     _log_scan(result, counter, elapsed, operator=operator, serial_no=serial_no, item=item)
     return json_response(scan_document(result))
 
@@ -189,11 +197,6 @@ async def readyz(request: web.Request) -> web.Response:
     return json_response({"status": "ready", "keys": ready.keys, "store": ready.store})
 
 
-async def metrics(request: web.Request) -> web.Response:
-    """Prometheus text format."""
-    return web.Response(text=request.app[appkeys.METRICS].render(), content_type="text/plain", charset="utf-8")
-
-
 def add_routes(app: web.Application) -> None:
     """The API's routes."""
     app.router.add_post("/v1/scans", post_scan)
@@ -204,4 +207,4 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/v1/stats", get_stats)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
-    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/metrics", make_aiohttp_handler(app[appkeys.METRICS].exposed))  # Prometheus text format

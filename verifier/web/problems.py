@@ -23,6 +23,7 @@ TITLES: dict[int, tuple[str, str]] = {
     414: ("request-line-too-long", "请求行过长 / Request line too long"),
     415: ("unsupported-media-type", "请使用 application/json / Use application/json"),
     422: ("unprocessable", "请求内容不被受理 / Request not processable"),
+    429: ("too-many-requests", "核验过于频繁，请稍后重试 / Too many scans, retry shortly"),
     431: ("headers-too-large", "请求头过大 / Request headers too large"),
     500: ("internal", "服务内部错误 / Internal error"),
     503: ("unavailable", "暂时无法核验，请稍后重试 / Cannot verify now, retry shortly"),
