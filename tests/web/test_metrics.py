@@ -28,6 +28,7 @@ from tests.scenes import Scene
 from verifier.adapters.memory_store import MemoryStore
 from verifier.bench.procs import listeners
 from verifier.errors import RateLimitedError, TrustNotLoadedError
+from verifier.service.settings import Settings
 from verifier.web import appkeys
 from verifier.web.metrics import metric_total
 from verifier.web.server import ProblemRunner
@@ -90,15 +91,34 @@ async def test_a_counter_over_its_rate_is_a_429_with_whole_seconds_to_wait(
     assert metric_total(text, "verifier_scans_total") == 0
 
 
+async def test_the_real_service_over_its_rate_answers_429_and_counts_it(
+    aiohttp_client: ClientFactory, scene: Scene
+) -> None:
+    """A counter allowed 0.2 scans/s with a burst of 2 gets its third scan at once refused with 429 and
+    Retry-After of the whole seconds to wait (5 s for a scan at 0.2/s), counted under that counter only."""
+    settings = Settings(counter_rate=0.2, counter_burst=2)
+    client = await aiohttp_client(scene.app(settings, store=MemoryStore()))
+    statuses = [(await scene.post_scan(client, NOTARY, scene.driving_licence("SC")))[0] for _ in range(3)]
+    assert statuses == [200, 200, 429]
+    body = {"token": scene.driving_licence("SC"), "scenario": SCENARIO}
+    response = await client.post("/v1/scans", json=body, headers=scene.auth(NOTARY))
+    await assert_problem(response, 429)
+    assert 1 <= int(response.headers["Retry-After"]) <= 5
+    text = await _metrics(client)
+    assert metric_total(text, "verifier_rate_limited_total", counter=NOTARY) == 2
+    assert metric_total(text, "verifier_rate_limited_total") == 2
+    assert metric_total(text, "verifier_scans_total") == 2
+
+
 async def test_a_scan_before_any_trust_list_is_a_503_with_retry_after(
     aiohttp_client: ClientFactory, scene: Scene
 ) -> None:
     """TrustNotLoadedError is a 503 problem+json with Retry-After, counted; never a decision."""
     client = await aiohttp_client(scene.app(store=MemoryStore()))
-    _refusing(client.app, TrustNotLoadedError("no trust list yet"))
+    _refusing(client.app, TrustNotLoadedError("信任列表尚未加载 / the trust list is not loaded yet"))
     body = {"token": scene.driving_licence("SC"), "scenario": SCENARIO}
     response = await client.post("/v1/scans", json=body, headers=scene.auth(NOTARY))
-    problem = await assert_problem(response, 503, "trust list", "公钥")
+    problem = await assert_problem(response, 503, "trust list", "信任列表")
     assert "decision" not in problem
     assert response.headers["Retry-After"] == "2"
     assert metric_total(await _metrics(client), "verifier_trust_not_loaded_total") == 1

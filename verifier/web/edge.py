@@ -71,8 +71,7 @@ def _problem_for(request: web.Request, exc: Exception) -> web.Response:
         return problem(429, detail, headers={hdrs.RETRY_AFTER: str(wait)})
     if isinstance(exc, TrustNotLoadedError):
         metrics.trust_not_loaded.inc()
-        detail = "尚未加载签发方公钥，暂不核验 / no trust list loaded yet: nothing can be verified"
-        return unavailable(detail, request.app[appkeys.SETTINGS]).response()
+        return unavailable(str(exc), request.app[appkeys.SETTINGS]).response()
     if isinstance(exc, StoreUnavailableError):
         metrics.store_errors.inc()
         detail = str(exc) if isinstance(exc, StoreUnsafeError) else f"state store unavailable: {exc}"
