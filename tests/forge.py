@@ -18,14 +18,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from aiohttp import web
 from cryptography.hazmat.primitives import serialization
 
+from verifier.adapters.api_keys import ApiKeys
+from verifier.adapters.memory_store import MemoryStore
+from verifier.adapters.trust_source import JwksTrustSource
 from verifier.core.catalogue import Catalogue, Counter
 from verifier.core.decide import DEFAULT_POLICY, Decision, Policy, decide
 from verifier.core.token import ALGORITHMS, TYP, b64url_encode, json_compact
 from verifier.core.trust import TrustList
 from verifier.issuer.keys import KeyRing, KeyStore, SigningKey
 from verifier.issuer.mint import Minted, mint
+from verifier.service.settings import Settings
+from verifier.web.app import create_app
 
 CST = dt.timezone(dt.timedelta(hours=8))
 # 2026-06-01 10:00 in Chongqing and Chengdu: a Monday morning at the counter.
@@ -174,6 +180,17 @@ class Kit:
         head = header if header is not None else header_for(key, **header_changes)
         return assemble(head, claims, sign=sign or key.sign)
 
+    def verifier_app(self, api_keys: ApiKeys) -> web.Application:
+        """The verifier app at :attr:`now` on the embedded store, trusting this kit's keys."""
+        return create_app(
+            Settings(counter_rate=0),  # the clock stands still here: a rate's budget would never refill
+            store=MemoryStore(clock=lambda: self.now),
+            clock=lambda: self.now,
+            trust=JwksTrustSource.static(self.trust),
+            catalogue=self.catalogue,
+            api_keys=api_keys,
+        )
+
     def decide(
         self,
         token: str,
@@ -196,9 +213,14 @@ class Kit:
         )
 
 
-def make_kit(catalogue: Catalogue, directory: Path, *, now: int = NOW) -> Kit:
-    """Keys for every issuing unit, created in ``directory`` as the issuer would at ``now``."""
-    ring = KeyStore(catalogue.units.values(), directory).keyring(now)
+def make_kit(catalogue: Catalogue, directory: Path, *, now: int = NOW, rotate: dict[str, str] | None = None) -> Kit:
+    """Keys for every issuing unit, created in ``directory`` as the issuer would at ``now``; each unit
+    ``rotate`` names is then rotated to a key of the algorithm it names, which signs from then on."""
+    store = KeyStore(catalogue.units.values(), directory)
+    store.keyring(now)
+    for unit, alg in (rotate or {}).items():
+        store.rotate(unit, alg=alg, now=now)
+    ring = store.keyring(now)
     return Kit(catalogue, ring, ring.trust_list(), now)
 
 

@@ -23,14 +23,9 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from tests.forge import NOW, Kit, assemble, codes, header_for, make_kit, segment, set_unused_bits, signer, split
 from tests.helpers import PROBLEM, Client, ClientFactory
 from verifier.adapters.api_keys import ApiKeys
-from verifier.adapters.memory_store import MemoryStore
-from verifier.adapters.trust_source import JwksTrustSource
 from verifier.core.catalogue import Catalogue
 from verifier.core.decide import DEFAULT_POLICY
 from verifier.core.token import b64url_encode
-from verifier.issuer.keys import KeyStore
-from verifier.service.settings import Settings
-from verifier.web.app import create_app
 
 # The order of the P-256 group and of the Ed25519 group.
 P256_N = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
@@ -47,13 +42,9 @@ UNTRUSTED = frozenset(
 @pytest.fixture(scope="module")
 def kit(catalogue: Catalogue, tmp_path_factory: pytest.TempPathFactory) -> Kit:
     """Every unit's ES256 key at NOW, and the Chongqing police rotated to an EdDSA key."""
-    directory = tmp_path_factory.mktemp("forged-keys")
-    make_kit(catalogue, directory)
-    store = KeyStore(catalogue.units.values(), directory)
-    store.rotate("cq-police", alg="EdDSA", now=NOW)
-    ring = store.keyring(NOW)
-    assert ring.signing_key("cq-police", NOW).alg == "EdDSA"
-    return Kit(catalogue, ring, ring.trust_list(), NOW)
+    kit = make_kit(catalogue, tmp_path_factory.mktemp("forged-keys"), rotate={"cq-police": "EdDSA"})
+    assert kit.key("cq-police").alg == "EdDSA"
+    return kit
 
 
 # --- the attacks ----------------------------------------------------------------------------------
@@ -822,14 +813,7 @@ async def verifier(
 ) -> tuple[Client, ApiKeys]:
     """The verifier app at NOW on the embedded store, trusting the kit's keys; only its own port is reachable."""
     api_keys = ApiKeys(tmp_path / "api-keys.json")
-    app = create_app(
-        Settings(counter_rate=0),  # the clock stands still here: a rate's budget would never refill
-        store=MemoryStore(clock=lambda: NOW),
-        clock=lambda: NOW,
-        trust=JwksTrustSource.static(kit.trust),
-        catalogue=kit.catalogue,
-        api_keys=api_keys,
-    )
+    app = kit.verifier_app(api_keys)
     client = await aiohttp_client(app)
     assert client.port is not None
     outbound.allowed.add(client.port)

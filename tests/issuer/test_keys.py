@@ -136,8 +136,8 @@ def test_rotating_an_unknown_unit_is_refused(store: KeyStore) -> None:
 
 
 def test_an_unknown_algorithm_is_refused(store: KeyStore) -> None:
-    """Only ES256 and EdDSA keys can be made."""
-    with pytest.raises(UsageError, match="ES256 or EdDSA"):
+    """Only ES256, EdDSA and SM2 keys can be made."""
+    with pytest.raises(UsageError, match="ES256, EdDSA or SM2"):
         store.rotate("sc-police", alg="RS256", now=NOW)
 
 

@@ -42,7 +42,9 @@ def register(sub: Any) -> None:
 
     r = isub.add_parser("rotate", help="add a new signing key for a unit; the old one stays valid")
     r.add_argument("--unit", required=True, help="issuing unit code")
-    r.add_argument("--alg", choices=("ES256", "EdDSA"), default="ES256", help="signature algorithm (default ES256)")
+    r.add_argument(
+        "--alg", choices=("ES256", "EdDSA", "SM2"), default="ES256", help="signature algorithm (default ES256)"
+    )
     r.set_defaults(func=_rotate)
 
     w = isub.add_parser("withdraw", help="stop publishing a (compromised) key and destroy it")

@@ -1,7 +1,7 @@
 """The presentation token: a compact JWS small enough for a QR code of version 15 at level M.
 
-Header ``{"alg", "kid", "typ": "cylp"}`` and nothing else. Claims (short names, because every byte
-costs QR modules):
+Header ``{"alg", "kid", "typ": "cylp"}`` and nothing else; ``alg`` is ES256, EdDSA or SM2 (SM2 with SM3,
+:mod:`verifier.core.sm2`). Claims (short names, because every byte costs QR modules):
 
     iss  issuing unit code          prv  issuing province (SC | CQ)
     lt   licence type, by its 序号 (seq) in the official list
@@ -12,7 +12,7 @@ costs QR modules):
     iat  issued at (s)              exp  expires (s)              jti  unique id
     plus the licence type's own attributes (for example ``cls``, the driving licence class).
 
-A QR code of version 15 at level M holds 412 bytes; the header and the 64-byte signature take 154
+A QR code of version 15 at level M holds 412 bytes; the header and the 64-byte signature take about 150
 of them, which is why the type is its seq and dates are day numbers.
 
 This module encodes, signs and strictly parses; it decides nothing. It imports no I/O.
@@ -34,6 +34,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from jwt.algorithms import Algorithm, ECAlgorithm, OKPAlgorithm
 
+from verifier.core.sm2 import Sm2Algorithm
 from verifier.errors import TokenMalformedError
 
 TYP = "cylp"
@@ -60,6 +61,7 @@ QR_MAX_BYTES = 412  # byte capacity of a version 15 QR code at error correction 
 ALGORITHMS: dict[str, Algorithm] = {
     "ES256": ECAlgorithm(ECAlgorithm.SHA256),
     "EdDSA": OKPAlgorithm(),
+    "SM2": Sm2Algorithm(),
 }
 
 _ECDSA_SHA256 = ec.ECDSA(hashes.SHA256())
@@ -80,7 +82,8 @@ def verify_signature(alg: str, signing_input: bytes, public_key: Any, signature:
     """Whether ``signature`` signs ``signing_input`` under ``public_key`` with ``alg``, the key's pinned
     algorithm. ES256 is checked as PyJWT's ``ECAlgorithm.verify`` checks it — r‖s of exactly 64 bytes,
     turned into DER, then ECDSA with SHA-256 — but calls cryptography directly: PyJWT builds its objects
-    anew for every check, a sixth of the check's cost in the service. EdDSA goes through PyJWT."""
+    anew for every check, a sixth of the check's cost in the service. EdDSA goes through PyJWT, SM2
+    through :class:`~verifier.core.sm2.Sm2Algorithm`."""
     if alg != "ES256":
         return ALGORITHMS[alg].verify(signing_input, public_key, signature)
     if len(signature) != 64:

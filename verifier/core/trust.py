@@ -24,7 +24,7 @@ from jwt.exceptions import InvalidKeyError
 from verifier.core.token import ALGORITHMS
 
 # The key type and curve each pinned algorithm must come with.
-_KEY_SHAPES: dict[str, tuple[str, str]] = {"ES256": ("EC", "P-256"), "EdDSA": ("OKP", "Ed25519")}
+_KEY_SHAPES: dict[str, tuple[str, str]] = {"ES256": ("EC", "P-256"), "EdDSA": ("OKP", "Ed25519"), "SM2": ("EC", "SM2")}
 _PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "k"})
 
 
@@ -106,7 +106,7 @@ def _trusted_key(entry: Any) -> TrustedKey:
             raise ValueError(f"{name} missing or not a {kind.__name__}")
     alg = entry["alg"]
     if alg not in _KEY_SHAPES:
-        raise ValueError(f"kid {entry['kid']!r}: algorithm {alg!r} is not accepted (ES256 or EdDSA)")
+        raise ValueError(f"kid {entry['kid']!r}: algorithm {alg!r} is not accepted (ES256, EdDSA or SM2)")
     kty, crv = _KEY_SHAPES[alg]
     if entry.get("kty") != kty or entry.get("crv") != crv:
         raise ValueError(f"kid {entry['kid']!r}: {alg} needs kty {kty} and crv {crv}")

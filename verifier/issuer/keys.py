@@ -1,6 +1,7 @@
 """The mock issuer's signing keys: one or more per issuing unit, kept in the git-ignored state folder.
 
-    <state>/keys/<kid>.pem   private key, PKCS#8 PEM, mode 0600
+    <state>/keys/<kid>.pem   private key, PKCS#8 PEM, mode 0600 (ES256, EdDSA)
+    <state>/keys/<kid>.jwk   private key, JWK with its d, mode 0600 (SM2: cryptography cannot write SM2 PEM)
     <state>/keys.json        metadata of every key, the kids withdrawn, and the secret behind pseudonymous subjects
     <state>/jwks.json        the public trust list, in the format of :mod:`verifier.core.trust`
     <state>/keys.lock        held while keys are created, so two processes starting at once agree
@@ -25,9 +26,11 @@ from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from jwt.exceptions import InvalidKeyError
 
 from verifier.adapters.paths import state_dir, write_atomic
 from verifier.core.catalogue import IssuingUnit
+from verifier.core.sm2 import Sm2PrivateKey
 from verifier.core.token import ALGORITHMS
 from verifier.core.trust import TrustedKey, TrustList, parse_trust_list, public_jwk
 from verifier.errors import KeyStoreError, UsageError
@@ -59,7 +62,7 @@ class SigningKey:
         return self.valid_from <= now < self.valid_until
 
     def sign(self, data: bytes) -> bytes:
-        """The raw JWS signature of ``data`` (r‖s for ES256)."""
+        """The raw JWS signature of ``data`` (r‖s for ES256 and SM2)."""
         signature: bytes = ALGORITHMS[self.alg].sign(data, self.private_key)
         return signature
 
@@ -101,9 +104,11 @@ def generate_key(unit: IssuingUnit, serial: int, *, alg: str = DEFAULT_ALG, now:
         private_key = ec.generate_private_key(ec.SECP256R1())
     elif alg == "EdDSA":
         private_key = ed25519.Ed25519PrivateKey.generate()
+    elif alg == "SM2":
+        private_key = Sm2PrivateKey.generate()
     else:
         raise UsageError(
-            f"不支持的签名算法 {alg!r}，可用 ES256、EdDSA / unsupported algorithm {alg!r}; use ES256 or EdDSA"
+            f"不支持的签名算法 {alg!r}，可用 ES256、EdDSA、SM2 / unsupported algorithm {alg!r}; use ES256, EdDSA or SM2"
         )
     start = int(now) - BACKDATE
     return SigningKey(f"{unit.code}-{serial}", unit.code, unit.province, alg, start, start + KEY_LIFETIME, private_key)
@@ -160,13 +165,17 @@ class KeyStore:
             # Unpublished first, then destroyed: a crash in between leaves a file no key names, never a
             # withdrawn key still published.
             self._save(replace(ring, keys=kept, withdrawn=(*ring.withdrawn, kid)), [])
-            (self.directory / "keys" / f"{kid}.pem").unlink(missing_ok=True)
+            self._key_file(kid, key.alg).unlink(missing_ok=True)
         self.keyring(now)  # a replacement when the unit has no other valid key
         return key
 
     def trust_list(self, now: float | None = None) -> TrustList:
         """The local keys as a :class:`~verifier.core.trust.TrustList`."""
         return self.keyring(now).trust_list()
+
+    def _key_file(self, kid: str, alg: str) -> Path:
+        """Where the private key ``kid`` is kept: a JWK for SM2 (cryptography writes no SM2 PEM), else PEM."""
+        return self.directory / "keys" / f"{kid}.{'jwk' if alg == 'SM2' else 'pem'}"
 
     def _lacking(self, ring: KeyRing, now: float) -> list[str]:
         have = {k.unit for k in ring.keys if k.valid_at(now)}
@@ -194,17 +203,21 @@ class KeyStore:
             doc = json.loads(self._meta.read_text(encoding="utf-8"))
             keys = tuple(self._read_key(entry) for entry in doc["keys"])
             ring = KeyRing(keys, bytes.fromhex(doc["subject_secret"]), tuple(doc.get("withdrawn", ())))
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+        except (OSError, ValueError, KeyError, TypeError, InvalidKeyError) as exc:
             detail = f"{self._meta}: unreadable key state ({exc}); move the folder away to start afresh"
             raise KeyStoreError(detail) from None
         self._cached = (stamp, ring)
         return ring
 
     def _read_key(self, entry: dict[str, Any]) -> SigningKey:
-        pem = (self.directory / "keys" / f"{entry['kid']}.pem").read_bytes()
-        private_key = serialization.load_pem_private_key(pem, password=None)
-        expected = ec.EllipticCurvePrivateKey if entry["alg"] == "ES256" else ed25519.Ed25519PrivateKey
-        if not isinstance(private_key, expected):
+        private_key: Any
+        stored = self._key_file(entry["kid"], entry["alg"]).read_bytes()
+        if entry["alg"] == "SM2":
+            private_key = ALGORITHMS["SM2"].from_jwk(stored.decode("utf-8"))
+        else:
+            private_key = serialization.load_pem_private_key(stored, password=None)
+        expected = {"ES256": ec.EllipticCurvePrivateKey, "EdDSA": ed25519.Ed25519PrivateKey, "SM2": Sm2PrivateKey}
+        if not isinstance(private_key, expected.get(entry["alg"], ())):
             raise ValueError(f"key {entry['kid']} is not an {entry['alg']} key")
         return SigningKey(
             entry["kid"],
@@ -219,10 +232,13 @@ class KeyStore:
     def _save(self, ring: KeyRing, fresh: list[SigningKey]) -> KeyRing:
         # Private keys first, then the metadata naming them, then the public list derived from both.
         for key in fresh:
-            pem = key.private_key.private_bytes(
-                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-            )
-            write_atomic(self.directory / "keys" / f"{key.kid}.pem", pem, 0o600)
+            if key.alg == "SM2":
+                stored = ALGORITHMS["SM2"].to_jwk(key.private_key).encode("utf-8")
+            else:
+                stored = key.private_key.private_bytes(
+                    serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+                )
+            write_atomic(self._key_file(key.kid, key.alg), stored, 0o600)
         doc = {
             "subject_secret": ring.subject_secret.hex(),
             "withdrawn": list(ring.withdrawn),
