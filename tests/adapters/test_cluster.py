@@ -22,6 +22,7 @@ from tests.helpers import ClientFactory
 from tests.redis_server import RedisServer
 from tests.scenes import Scene
 from verifier.adapters.redis_store import RedisStore
+from verifier.issuer.mint import citizen_id
 from verifier.service.settings import Settings
 
 pytestmark = pytest.mark.redis
@@ -149,23 +150,23 @@ async def test_one_time_use_rescans_revocation_and_stats_on_a_cluster(
         scene.auth(counter)
     accepted = 0
     for n in range(20):
-        token = scene.driving_licence("SC", licence_no=f"51013{n:07d}")
+        token = scene.driving_licence("SC", licence_no=citizen_id(1_300_000 + n))
         answers = await asyncio.gather(*(scene.post_scan((one, two)[i % 2], NOTARY[i % 3], token) for i in range(6)))
         assert {status for status, _ in answers} == {200}
         accepted += sum(1 for _, body in answers if body["decision"] == "accepted" and not body["cached"])
     assert accepted == 20
 
-    token = scene.driving_licence("SC", licence_no="510139000001")
+    token = scene.driving_licence("SC", licence_no=citizen_id(9_000_001))
     _, first = await scene.post_scan(one, NOTARY[0], token)
     _, again = await scene.post_scan(two, NOTARY[0], token)
     assert (again["cached"], again["scan_id"]) == (True, first["scan_id"])
     async with two.get(f"/v1/scans/{first['scan_id']}", headers=scene.auth(NOTARY[0])) as response:
         assert (response.status, (await response.json())["decision"]) == (200, "accepted")
 
-    revoke = {"type": "driving-licence", "province": "SC", "licence_no": "510139000002", "reason": "test"}
+    revoke = {"type": "driving-licence", "province": "SC", "licence_no": citizen_id(9_000_002), "reason": "test"}
     async with one.post("/v1/revocations", json=revoke, headers=scene.admin()) as response:
         assert response.status == 200
-    _, revoked = await scene.post_scan(two, NOTARY[1], scene.driving_licence("SC", licence_no="510139000002"))
+    _, revoked = await scene.post_scan(two, NOTARY[1], scene.driving_licence("SC", licence_no=citizen_id(9_000_002)))
     assert code_of(revoked) == "REVOKED"
 
     await asyncio.sleep(1.2)  # the other instance's counts are added within a second
@@ -208,7 +209,7 @@ async def test_a_slot_moved_under_load_loses_no_scan_and_accepts_no_code_twice(
     n = 0
     started = time.monotonic()
     while not reshard.done() or n < 200:
-        tokens = [scene.driving_licence("SC", licence_no=f"51014{n + i:07d}") for i in range(10)]
+        tokens = [scene.driving_licence("SC", licence_no=citizen_id(1_400_000 + n + i)) for i in range(10)]
         n += 10
         answers = await asyncio.gather(*(scene.post_scan(client, NOTARY[0], t) for t in tokens))
         for token, (status, body) in zip(tokens, answers, strict=True):

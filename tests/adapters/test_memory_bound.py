@@ -13,6 +13,7 @@ from tests.scenes import Scene
 from verifier.adapters.redis_store import RedisStore
 from verifier.adapters.trust_source import JwksTrustSource
 from verifier.core.catalogue import Catalogue
+from verifier.issuer.mint import citizen_id
 from verifier.service.scan import ScanService
 
 pytestmark = pytest.mark.redis
@@ -30,7 +31,7 @@ async def test_new_tokens_beyond_the_seen_bound_keep_memory_flat(
     service = ScanService(catalogue, JwksTrustSource.static(scene.keyring.trust_list()), store, seen_capacity=CAPACITY)
     counter = catalogue.counters["cq-notary-zhixin-01"]
     assert await service.check_store() == ()  # the service decides nothing before the store is checked
-    tokens = [scene.driving_licence("SC", licence_no=f"51019{i:07d}") for i in range(5_000)]
+    tokens = [scene.driving_licence("SC", licence_no=citizen_id(i)) for i in range(5_000)]
     try:
         for token in tokens[:1_000]:
             assert (await service.scan(counter, token, "notary-driving-licence")).record.decision == "accepted"

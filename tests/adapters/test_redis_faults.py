@@ -19,6 +19,7 @@ from tests.scenes import Scene
 from verifier.adapters.secret import load_secret
 from verifier.core.identity import Identities, shard_tag
 from verifier.errors import StoreUnavailableError
+from verifier.issuer.mint import citizen_id
 from verifier.service.settings import Settings
 from verifier.web import appkeys
 
@@ -32,8 +33,8 @@ BOUND = 1.5  # seconds: store timeout (1 s) plus slack; no counter waits longer
 class Scan:
     """One token of a known licence number, and what was answered for it."""
 
-    def __init__(self, scene: Scene, number: str) -> None:
-        self.number = number
+    def __init__(self, scene: Scene, label: str) -> None:
+        self.number = number = citizen_id(int(label))  # a driving licence's number is a citizen ID: the label picks one
         self.token = scene.driving_licence("SC", licence_no=number)
         # The service keys identities with the state folder's secret, which this test process reads too.
         self.tag = shard_tag(Identities(load_secret()).licence("driving-licence", "SC", number))

@@ -21,6 +21,7 @@ from tests.helpers import Client, ClientFactory
 from tests.redis_server import RedisServer, free_port
 from tests.scenes import Scene
 from verifier.adapters.redis_pipe import RedisPipe
+from verifier.issuer.mint import citizen_id
 from verifier.service.settings import Settings
 
 pytestmark = pytest.mark.redis
@@ -163,7 +164,7 @@ async def test_a_failover_is_followed_without_a_restart_and_no_code_is_accepted_
     )
     client = await aiohttp_client(scene.app(settings))
     await until_ready(client, 15)
-    codes = [scene.driving_licence("SC", licence_no=f"51011{i:07d}") for i in range(100)]
+    codes = [scene.driving_licence("SC", licence_no=citizen_id(1_100_000 + i)) for i in range(100)]
     for code in codes:
         status, body = await scene.post_scan(client, FIRST, code)
         assert (status, body.get("decision")) == (200, "accepted"), body
@@ -177,7 +178,9 @@ async def test_a_failover_is_followed_without_a_restart_and_no_code_is_accepted_
     fresh = 0
     while time.monotonic() - killed < 40:
         fresh += 1
-        status, body = await scene.post_scan(client, FIRST, scene.driving_licence("SC", licence_no=f"51012{fresh:07d}"))
+        status, body = await scene.post_scan(
+            client, FIRST, scene.driving_licence("SC", licence_no=citizen_id(1_200_000 + fresh))
+        )
         statuses[status] = statuses.get(status, 0) + 1
         if "promoted" not in timeline and await deployment.primary_port() != old_port:
             timeline["promoted"] = time.monotonic() - killed

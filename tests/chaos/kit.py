@@ -25,6 +25,7 @@ from tests.helpers import Client, ClientFactory
 from tests.redis_server import RedisServer
 from tests.scenes import Scene
 from verifier.adapters.trust_source import JwksTrustSource
+from verifier.issuer.mint import citizen_id
 from verifier.service.settings import Settings
 from verifier.web.app import create_app
 from verifier.web.metrics import metric_total
@@ -54,8 +55,9 @@ class Code:
     exp: int
 
 
-def mint(scene: Scene, number: str, *, now: float | None = None, ttl: int = 300) -> Code:
+def mint(scene: Scene, label: str, *, now: float | None = None, ttl: int = 300) -> Code:
     """A Sichuan driving licence shown through 交管12123, as the issuer signs it at ``now``."""
+    number = citizen_id(int(label))  # a driving licence's number is a citizen ID: the label picks one
     minted = scene.apps[_APP].present("driving-licence", "SC", licence_no=number, now=now, ttl=ttl)
     return Code(minted.token, number, int(minted.claims["iat"]), minted.expires_at)
 
@@ -65,9 +67,10 @@ def mint_many(scene: Scene, prefix: str, count: int, *, now: float | None = None
     return [mint(scene, f"{prefix}{i:04d}", now=now, ttl=ttl) for i in range(count)]
 
 
-def forge(scene: Scene, number: str, *, iat: int, exp: int) -> Code:
+def forge(scene: Scene, label: str, *, iat: int, exp: int) -> Code:
     """A code signed with the issuer's real key but with any ``iat`` and ``exp`` (see :mod:`tests.forge`)."""
     kit = Kit(scene.catalogue, scene.keyring, scene.keyring.trust_list(), int(time.time()))
+    number = citizen_id(int(label))
     claims = kit.claims(iat=iat, exp=exp, no=number)
     return Code(kit.forge(claims), number, iat, exp)
 

@@ -41,7 +41,7 @@ def test_mint_json_gives_a_token_that_verifies_with_the_printed_jwks(capsys: pyt
     argv = ["issuer", "mint", "--type", "sports-instructor", "--province", "CQ", "--channel", "yukuaiban"]
     assert main([*argv, "--holder", "欧阳娜娜", "--ttl", "60", "--attr", "lvl=2", "--json"]) == 0
     minted = json.loads(capsys.readouterr().out)
-    assert minted["claims"]["hn"] == "欧*"
+    assert minted["claims"]["hn"] == "欧阳**"
     assert minted["claims"]["lvl"] == "2"
     assert minted["expires_at"] == minted["claims"]["iat"] + 60
     assert (minted["kid"], minted["size"]) == ("cq-sport-1", len(minted["token"]))
@@ -61,13 +61,16 @@ def test_mint_prints_the_bare_token(capsys: pytest.CaptureFixture[str]) -> None:
     assert seq == load_catalogue().licences["feed-additive"].seq == 9
 
 
-def test_a_licence_number_too_long_for_the_qr_code_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
-    """A 20-character driving licence number exits 2, and stderr names the 412-byte limit; nothing is printed."""
+def test_a_licence_number_not_of_its_kind_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    """A 20-character driving licence number exits 2, and stderr says a citizen ID number is wanted; nothing
+    is printed. A real one, 18 characters with its check character, mints."""
     argv = ["issuer", "mint", "--type", "driving-licence", "--province", "SC", "--channel", "jiaoguan-12123"]
     assert main([*argv, "--licence-no", "5" * 20]) == 2
     out, err = capsys.readouterr()
     assert out == ""
-    assert "more than the 412 of a version-15 QR code at level M" in err
+    assert "a driving-licence number is an 18-character citizen ID number with its check character" in err
+    assert main([*argv, "--licence-no", "510104199001011230", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["claims"]["no"] == "510104199001011230"
 
 
 def test_rotate_then_keys_shows_the_new_key_signing(capsys: pytest.CaptureFixture[str]) -> None:
@@ -88,7 +91,7 @@ def test_rotating_an_unknown_unit_exits_2(capsys: pytest.CaptureFixture[str]) ->
 
 
 def test_mint_qr_writes_a_png_that_decodes_to_the_token(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """`mint --qr FILE.png` writes a version-15 (or smaller) QR code that reads back as the printed token."""
+    """`mint --qr FILE.png` writes a version-16 (or smaller) QR code that reads back as the printed token."""
     path = tmp_path / "token.png"
     argv = ["issuer", "mint", "--type", "driving-licence", "--province", "SC", "--channel", "jiaoguan-12123"]
     argv += ["--qr", str(path)]
@@ -101,5 +104,5 @@ def test_mint_qr_writes_a_png_that_decodes_to_the_token(tmp_path: Path, capsys: 
     # Written at 4 pixels a module with a 4-module border: 17 + 4 * version modules a side.
     version = (image.size[0] // 4 - 8 - 17) // 4
     assert image.size[0] == image.size[1] == (17 + 4 * version + 8) * 4
-    assert 1 <= version <= 15
+    assert 1 <= version <= 16
     assert f"QR code version {version}-M written to {path}" in err

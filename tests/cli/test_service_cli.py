@@ -114,12 +114,11 @@ def _revoke(licence_no: str, *options: str) -> list[str]:
 async def test_revoke_command_through_the_service(aiohttp_server: ServerFactory, scene: Scene) -> None:
     """`verifier revoke --url … --admin-key …` revokes a licence on the running service: its next scan is REVOKED."""
     server = await aiohttp_server(scene.app(Settings()))
-    token = scene.driving_licence("SC", licence_no="51010077")
+    number = "510104198808080072"  # a driving licence's number is its holder's citizen ID number
+    token = scene.driving_licence("SC", licence_no=number)
     admin = scene.admin()["Authorization"].split()[1]
     url = f"http://127.0.0.1:{server.port}"
-    assert (
-        await asyncio.to_thread(main, _revoke("51010077", "--reason", "吊销", "--url", url, "--admin-key", admin)) == 0
-    )
+    assert await asyncio.to_thread(main, _revoke(number, "--reason", "吊销", "--url", url, "--admin-key", admin)) == 0
     body = {"token": token, "scenario": "notary-driving-licence"}
     result = await asyncio.to_thread(
         _post, f"{url}/v1/scans", body, scene.auth("cq-notary-zhixin-01")["Authorization"].split()[1]
@@ -136,13 +135,13 @@ async def test_revoke_command_straight_into_redis(
     server = await aiohttp_server(scene.app(Settings(redis_url=redis_server.url)))
     url = f"http://127.0.0.1:{server.port}/v1/scans"
     key = scene.auth("cq-notary-zhixin-01")["Authorization"].split()[1]
-    args = _revoke("51010088", "--redis-url", redis_server.url)
+    args = _revoke("510104197503150063", "--redis-url", redis_server.url)
     assert await asyncio.to_thread(main, args) == 0
-    body = {"token": scene.driving_licence("SC", licence_no="51010088"), "scenario": "notary-driving-licence"}
+    body = {"token": scene.driving_licence("SC", licence_no="510104197503150063"), "scenario": "notary-driving-licence"}
     revoked = await asyncio.to_thread(_post, url, body, key)
     assert [r["code"] for r in revoked["reasons"]] == ["REVOKED"]
     assert await asyncio.to_thread(main, [*args, "--restore"]) == 0
-    body = {"token": scene.driving_licence("SC", licence_no="51010088"), "scenario": "notary-driving-licence"}
+    body = {"token": scene.driving_licence("SC", licence_no="510104197503150063"), "scenario": "notary-driving-licence"}
     restored = await asyncio.to_thread(_post, url, body, key)
     assert restored["decision"] == "accepted"
 

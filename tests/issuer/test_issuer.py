@@ -15,16 +15,18 @@ import segno
 import zxingcpp
 from jsonschema import Draft202012Validator
 from PIL import Image
+from stdnum.cn import ric as stdnum_ric
+from stdnum.cn import uscc as stdnum_uscc
 
 from verifier.adapters.catalogue_files import load_catalogue
 from verifier.adapters.paths import schema_dir
-from verifier.cli.issuer import qr_code
-from verifier.core.catalogue import PROVINCES, Catalogue
-from verifier.core.token import ALGORITHMS, CLAIM_TYPES, QR_MAX_BYTES, TYP, parse
+from verifier.cli.issuer import QR_MAX_VERSION, qr_code
+from verifier.core.catalogue import PROVINCES, Catalogue, Holder
+from verifier.core.token import ALGORITHMS, CLAIM_TYPES, QR_MAX_BYTES, QR_VERSION, TYP, parse
 from verifier.core.trust import TrustList, parse_trust_list
 from verifier.errors import MintRefusedError, UsageError
 from verifier.issuer.keys import KeyRing, KeyStore
-from verifier.issuer.mint import MAX_TTL, mask_name, mint, pseudonym
+from verifier.issuer.mint import MAX_TTL, allowed_channels, citizen_id, mask_name, mint, pseudonym
 
 NOW = 1_790_000_000  # 2026-09-21 22:13 in Beijing
 EPOCH = date(1970, 1, 1)  # a token's vf and vu count days from here
@@ -112,60 +114,82 @@ def test_every_allowed_combination_mints_a_token_that_verifies(
     assert parsed.claims["exp"] - parsed.claims["iat"] == 300 == minted.expires_at - NOW
 
 
-def test_every_token_fits_a_version_15_qr_code(catalogue: Catalogue, ring: KeyRing) -> None:
-    """The token of every allowed combination, with a four-character name, the default licence number
-    and the data's sample attributes, is at most 412 bytes, and segno codes it at level M in version 15 or less."""
+def test_every_token_fits_a_version_16_qr_code(catalogue: Catalogue, ring: KeyRing) -> None:
+    """The token of every allowed combination, with a four-character name (or an organisation's long one),
+    the default number of its kind and the data's sample attributes, is at most 450 bytes, and segno codes
+    it at level M in version 16 or less."""
     sizes = {}
     for lt, province, unit, channel in CASES:
-        minted = _mint(catalogue, ring, lt, province, channel, unit=unit, holder="欧阳娜娜")
-        assert minted.size == len(minted.token) <= QR_MAX_BYTES, (lt, province, unit, channel)
+        holder = "欧阳娜娜" if catalogue.licences[lt].holder == "person" else "四川新希望六和饲料股份有限公司"
+        minted = _mint(catalogue, ring, lt, province, channel, unit=unit, holder=holder)
+        assert minted.size == len(minted.token) <= QR_MAX_BYTES == 450, (lt, province, unit, channel)
         qr = segno.make(minted.token, error="m", micro=False, boost_error=False)
-        assert (qr.error, int(qr.version) <= 15) == ("M", True), (lt, province, unit, channel, qr.version)
+        assert (qr.error, int(qr.version) <= QR_VERSION == 16) == ("M", True), (lt, province, unit, qr.version)
         sizes[lt, province, unit, channel] = minted.size
     assert len(sizes) == len(CASES) > 30
 
 
-@pytest.mark.parametrize(
-    ("licence_type", "channel"), [("driving-licence", "jiaoguan-12123"), ("sports-instructor", "tianfu-tongban")]
-)
-def test_a_licence_number_too_long_for_the_qr_code_is_refused(
-    catalogue: Catalogue, ring: KeyRing, licence_type: str, channel: str
+def test_a_token_past_its_qr_code_is_refused(
+    catalogue: Catalogue, ring: KeyRing, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A 20-character licence number is well formed but makes the token too large for a version-15 QR
-    code: it is refused on licence_no, naming the 412-byte limit in both languages."""
+    """Were a token ever larger than its QR code holds (here the budget is cut to 300 bytes), it is
+    refused on licence_no, naming the limit in both languages."""
+    monkeypatch.setattr("verifier.issuer.mint.QR_MAX_BYTES", 300)
     with pytest.raises(MintRefusedError) as caught:
-        _mint(catalogue, ring, licence_type, "SC", channel, licence_no="5" * 20)
-    assert (caught.value.field, caught.value.allowed) == ("licence_no", ("at most 412 bytes in all",))
+        _mint(catalogue, ring, "driving-licence", "SC", "jiaoguan-12123")
+    assert (caught.value.field, caught.value.allowed) == ("licence_no", ("at most 300 bytes in all",))
     message = str(caught.value)
-    assert "容量 412 字节" in message
-    assert "more than the 412 of a version-15 QR code at level M" in message
+    assert "超过二维码（版本16、纠错M）容量 300 字节" in message
+    assert "more than the 300 of a version-16 QR code at level M" in message
     assert isinstance(caught.value, UsageError)
 
 
-def test_the_limit_is_the_tokens_size_not_the_numbers_length(catalogue: Catalogue, ring: KeyRing) -> None:
-    """A Chongqing library card, with shorter codes and no attribute, still fits with a 20-character number."""
-    minted = _mint(catalogue, ring, "library-card", "CQ", "yukuaiban", licence_no="5" * 20)
-    assert minted.claims["no"] == "5" * 20
-    assert minted.size <= QR_MAX_BYTES
+NUMBERS_OF_THEIR_KIND = [
+    ("driving-licence", "SC", "jiaoguan-12123", "11010519491231002X"),  # GB 11643's own example
+    ("social-security", "CQ", "yukuaiban", "440524188001010014"),  # ... and its other one
+    ("lawyer-licence", "CQ", "yukuaiban", "15001201910123456"),
+    ("road-transport", "SC", "tianfu-tongban", "510104123456"),
+    ("feed-production", "SC", "tianfu-tongban", "91110000600037341L"),
+    ("mineral", "CQ", "yukuaiban", "91500000MA5U4K8T0D"),
+]
 
 
-def test_licence_numbers_fit_up_to_the_qr_limit_and_not_beyond(catalogue: Catalogue, ring: KeyRing) -> None:
-    """Licence numbers of 1 character up to some length mint, every one at most 412 bytes; from one
-    character more on, each is refused on licence_no. The default 10-character number is among those that fit."""
-    fits, refused, fields = [], [], set()
-    for length in range(1, 33):
-        try:
-            minted = _mint(catalogue, ring, "driving-licence", "SC", "jiaoguan-12123", licence_no="5" * length)
-        except MintRefusedError as exc:
-            fields.add(exc.field)
-            refused.append(length)
-        else:
-            assert minted.size <= QR_MAX_BYTES
-            fits.append(length)
-    assert fits == list(range(1, len(fits) + 1))
-    assert refused == list(range(len(fits) + 1, 33))
-    assert fields == {"licence_no"}
-    assert 10 <= len(fits) < 20
+@pytest.mark.parametrize("case", NUMBERS_OF_THEIR_KIND, ids=[c[0] for c in NUMBERS_OF_THEIR_KIND])
+def test_a_number_of_its_kind_mints(catalogue: Catalogue, ring: KeyRing, case: tuple[str, str, str, str]) -> None:
+    """A real number of the type's kind is taken as it is."""
+    licence_type, province, channel, number = case
+    assert _mint(catalogue, ring, licence_type, province, channel, licence_no=number).claims["no"] == number
+
+
+NOT_OF_THEIR_KIND = [
+    ("driving-licence", "11010519491231002Y", "another check character"),
+    ("driving-licence", "110105194912310021", "a wrong check digit"),
+    ("driving-licence", "11010519491231002x", "a small x"),
+    ("driving-licence", "11010519491331002X", "a 13th month"),
+    ("driving-licence", "11010519491231002", "17 characters"),
+    ("driving-licence", "510100123456", "a 12-digit file number"),
+    ("driving-licence", "5" * 20, "20 characters"),
+    ("lawyer-licence", "1500120191012345", "16 digits"),
+    ("lawyer-licence", "1500120191012345６", "a full-width digit"),
+    ("road-transport", "51010412345A", "a letter"),
+    ("feed-production", "91110000600037341M", "a wrong check character"),
+    ("feed-production", "91110000600O37341L", "the letter O, which GB 32100 leaves out"),
+    ("feed-production", "91110000 600037341L", "a space"),
+]
+
+
+@pytest.mark.parametrize(("licence_type", "number", "label"), NOT_OF_THEIR_KIND, ids=[n[2] for n in NOT_OF_THEIR_KIND])
+def test_a_number_not_of_its_kind_is_refused(
+    catalogue: Catalogue, ring: KeyRing, licence_type: str, number: str, label: str
+) -> None:
+    """A number that is not of its type's kind is refused on licence_no, naming the kind in both languages."""
+    lt = catalogue.licences[licence_type]
+    channel = allowed_channels(catalogue, lt, "SC")[0]
+    with pytest.raises(MintRefusedError) as caught:
+        _mint(catalogue, ring, licence_type, "SC", channel, licence_no=number)
+    assert caught.value.field == "licence_no", label
+    assert f"{licence_type} 的证照编号须为" in str(caught.value)
+    assert f"a {licence_type} number is " in str(caught.value)
 
 
 def test_tokens_match_the_json_schema(catalogue: Catalogue, ring: KeyRing) -> None:
@@ -174,14 +198,19 @@ def test_tokens_match_the_json_schema(catalogue: Catalogue, ring: KeyRing) -> No
     Draft202012Validator.check_schema(schema)
     validator = Draft202012Validator(schema)
     for lt, province, unit, channel in CASES:
-        parsed = parse(_mint(catalogue, ring, lt, province, channel, unit=unit, holder="欧阳娜娜").token)
+        holder = "欧阳娜娜" if catalogue.licences[lt].holder == "person" else "成都市图书馆发展有限公司"
+        parsed = parse(_mint(catalogue, ring, lt, province, channel, unit=unit, holder=holder).token)
         errors = [e.message for e in validator.iter_errors({"header": parsed.header, "claims": parsed.claims})]
         assert errors == [], (lt, province, channel)
-    assert parsed.claims["hn"] == "欧*"
-    # A name in clear, and each claim as the format before day numbers and seqs wrote it, are invalid.
+    assert parsed.claims["hn"] in ("欧阳**", "成都**公司")
+    # A name in clear or masked otherwise, and each claim as the format before day numbers and seqs wrote it,
+    # are invalid.
     wrong = [
         ("hn", "欧阳娜娜"),
-        ("hn", "欧阳**"),
+        ("hn", "欧阳娜*"),
+        ("hn", "欧****"),
+        ("hn", "成都市图书馆发展有限公司"),
+        ("no", "5101 0419"),
         ("lt", "driving-licence"),
         ("vf", 20250601),
         ("sub", "abcdefghij"),
@@ -254,29 +283,56 @@ def test_a_province_with_two_library_units_lets_the_caller_choose(catalogue: Cat
 
 @pytest.mark.parametrize(
     ("name", "masked"),
-    [("张三", "张*"), ("张三丰", "张*"), ("欧阳娜娜", "欧*"), ("爱新觉罗溥仪", "爱*"), ("A" * 16, "A*")],
+    [
+        ("张三", "张*"),
+        ("张三丰", "张**"),
+        ("欧阳娜娜", "欧阳**"),
+        ("司马光", "司马*"),
+        ("欧阳", "欧*"),  # a two-character name is a surname and a given name, whatever they spell
+        ("爱新觉罗溥仪", "爱***"),
+        ("A" * 16, "A***"),
+    ],
 )
 def test_holder_names_are_masked(name: str, masked: str) -> None:
-    """Only the first character stays readable, followed by one star whatever the length: the mask hides
-    the length too."""
+    """The surname (a compound one whole) stays readable, then one star for each further character, at
+    most three."""
     assert mask_name(name) == masked
 
 
-def test_a_one_character_name_is_refused() -> None:
-    """A name too short to mask is a refusal, not a token with the name in clear."""
-    with pytest.raises(MintRefusedError, match="holder"):
-        mask_name("张")
+@pytest.mark.parametrize(
+    ("name", "masked"),
+    [
+        ("四川天府实业有限公司", "四川**公司"),
+        ("成都蜀锦（集团）有限公司", "成都**公司"),
+        ("重庆渝中书店", "重庆**书店"),
+    ],
+)
+def test_organisation_names_are_masked(name: str, masked: str) -> None:
+    """An organisation keeps its first two and last two characters around two stars."""
+    assert mask_name(name, "organisation") == masked
+
+
+@pytest.mark.parametrize(
+    ("name", "kind"), [("张", "person"), ("华为公司", "organisation"), ("四 川实业公司", "organisation")]
+)
+def test_a_name_too_short_to_mask_is_refused(name: str, kind: Holder) -> None:
+    """A name too short to mask, or one whose kept characters include a space, is a refusal, not a token
+    with the name in clear."""
+    with pytest.raises(MintRefusedError) as caught:
+        mask_name(name, kind)
+    assert caught.value.field == "holder"
 
 
 def test_subject_is_a_stable_pseudonym(catalogue: Catalogue, ring: KeyRing) -> None:
     """The same holder and licence number give the same 8-character subject; another number gives another."""
-    a = _mint(catalogue, ring, "social-security", "CQ", "chongqing-renshe", holder="李四", licence_no="CQ00000001")
-    b = _mint(catalogue, ring, "social-security", "CQ", "yukuaiban", holder="李四", licence_no="CQ00000001")
-    c = _mint(catalogue, ring, "social-security", "CQ", "yukuaiban", holder="李四", licence_no="CQ00000002")
+    first, second = citizen_id(1, "CQ"), citizen_id(2, "CQ")
+    a = _mint(catalogue, ring, "social-security", "CQ", "chongqing-renshe", holder="李四", licence_no=first)
+    b = _mint(catalogue, ring, "social-security", "CQ", "yukuaiban", holder="李四", licence_no=first)
+    c = _mint(catalogue, ring, "social-security", "CQ", "yukuaiban", holder="李四", licence_no=second)
     assert a.claims["sub"] == b.claims["sub"] != c.claims["sub"]
     assert re.fullmatch(r"[a-z2-7]{8}", a.claims["sub"])
-    assert a.claims["sub"] == pseudonym(ring.subject_secret, "李四", "CQ00000001")
-    assert a.claims["sub"] != pseudonym(b"another state", "李四", "CQ00000001")
+    assert a.claims["sub"] == pseudonym(ring.subject_secret, "李四", first)
+    assert a.claims["sub"] != pseudonym(b"another state", "李四", first)
 
 
 def test_every_token_has_a_fresh_jti(catalogue: Catalogue, ring: KeyRing) -> None:
@@ -287,15 +343,24 @@ def test_every_token_has_a_fresh_jti(catalogue: Catalogue, ring: KeyRing) -> Non
     assert all(len(base64.urlsafe_b64decode(j + "=")) == 8 for j in jtis)
 
 
-def test_synthetic_licence_numbers_are_short_and_stable(catalogue: Catalogue, ring: KeyRing) -> None:
-    """Without a number, a holder's licence gets the same 10-character number each time: its province and 8 digits."""
-    first = _mint(catalogue, ring, "road-transport", "CQ", "yukuaiban", holder="王五").claims["no"]
-    again = _mint(catalogue, ring, "road-transport", "CQ", "yukuaiban", holder="王五").claims["no"]
-    other = _mint(catalogue, ring, "road-transport", "CQ", "yukuaiban", holder="赵六").claims["no"]
+def test_synthetic_licence_numbers_are_of_their_kind_and_stable(catalogue: Catalogue, ring: KeyRing) -> None:
+    """Without a number, a holder's licence gets the same number of its type's kind each time: a citizen ID
+    number of the province's sample district with its check character, a credit code registered there, or
+    the type's own digits starting with the province's code."""
+    first = _mint(catalogue, ring, "road-transport", "CQ", "yukuaiban", holder="王五实业有限公司").claims["no"]
+    again = _mint(catalogue, ring, "road-transport", "CQ", "yukuaiban", holder="王五实业有限公司").claims["no"]
+    other = _mint(catalogue, ring, "road-transport", "CQ", "yukuaiban", holder="赵六运输有限公司").claims["no"]
     assert first == again != other
-    assert re.fullmatch(r"CQ\d{8}", first)
-    sichuan = _mint(catalogue, ring, "road-transport", "SC", "tianfu-tongban", holder="王五").claims["no"]
-    assert re.fullmatch(r"SC\d{8}", sichuan)
+    assert re.fullmatch(r"50\d{10}", first)
+    sichuan = _mint(catalogue, ring, "road-transport", "SC", "tianfu-tongban", holder="王五实业有限公司").claims["no"]
+    assert re.fullmatch(r"51\d{10}", sichuan)
+    person = _mint(catalogue, ring, "driving-licence", "SC", "jiaoguan-12123", holder="王五").claims["no"]
+    assert person.startswith("510104")
+    assert stdnum_ric.calc_check_digit(person) == person[-1]
+    assert 1960 <= stdnum_ric.get_birth_date(person).year <= 2004
+    company = _mint(catalogue, ring, "feed-production", "CQ", "yukuaiban").claims["no"]
+    assert company.startswith("91500103")
+    assert stdnum_uscc.is_valid(company)
 
 
 def test_licence_validity_defaults_and_overrides(catalogue: Catalogue, ring: KeyRing) -> None:
@@ -325,19 +390,21 @@ def test_type_attributes_come_from_the_data(catalogue: Catalogue, ring: KeyRing)
 
 
 def test_a_token_round_trips_through_a_qr_code(catalogue: Catalogue, ring: KeyRing, tmp_path: Path) -> None:
-    """A token written as a level-M PNG QR code of version 15 or less by segno is read back unchanged by zxing-cpp."""
+    """A token written as a level-M PNG QR code of version 16 or less by segno is read back unchanged by zxing-cpp."""
     token = _mint(catalogue, ring, "driving-licence", "SC", "jiaoguan-12123", holder="欧阳娜娜").token
     qr = qr_code(token)
-    assert (qr.error, qr.is_micro, int(qr.version) <= 15) == ("M", False, True)
+    assert (qr.error, qr.is_micro, int(qr.version) <= 16) == ("M", False, True)
     path = tmp_path / "token.png"
     qr.save(path, kind="png", scale=4, border=4)
     image = Image.open(io.BytesIO(path.read_bytes()))
     assert [b.text for b in zxingcpp.read_barcodes(image)] == [token]
 
 
-def test_qr_codes_above_version_15_are_refused() -> None:
-    """412 bytes still fit a version-15 level-M code; 413 bytes are refused naming the 412-byte capacity."""
-    assert qr_code("a" * QR_MAX_BYTES).version == 15
-    assert segno.make("a" * (QR_MAX_BYTES + 1), error="m", boost_error=False).version == 16
-    with pytest.raises(UsageError, match=r"413 bytes.*holds 412"):
+def test_qr_codes_above_version_16_are_refused() -> None:
+    """450 bytes still fit a version-16 level-M code; 451 bytes are refused naming the 450-byte capacity. The
+    command line's limit is the token's."""
+    assert QR_MAX_VERSION == QR_VERSION
+    assert qr_code("a" * QR_MAX_BYTES).version == 16
+    assert segno.make("a" * (QR_MAX_BYTES + 1), error="m", boost_error=False).version == 17
+    with pytest.raises(UsageError, match=r"451 bytes.*holds 450"):
         qr_code("a" * (QR_MAX_BYTES + 1))

@@ -55,7 +55,7 @@ async def test_a_presentation_is_a_token_that_verifies_with_the_published_key(cl
     assert response.status == 200
     answer = await response.json()
     assert answer["expires_at"] == NOW + 120
-    assert answer["claims"]["hn"] == "欧*"
+    assert answer["claims"]["hn"] == "欧阳**"
     assert answer["claims"]["lt"] == 1  # the driving licence, by its seq
     parsed = parse(answer["token"])
     assert parsed.claims == answer["claims"]
@@ -72,12 +72,15 @@ async def test_a_channel_the_type_does_not_allow_is_422_naming_the_allowed(clien
     assert "交管12123" in problem["detail"]
 
 
-async def test_a_licence_number_too_long_for_the_qr_code_is_422(client: Client) -> None:
-    """A 20-character driving licence number is a 422 problem on licence_no naming the 412-byte limit."""
+async def test_a_licence_number_not_of_its_kind_is_422(client: Client) -> None:
+    """A 20-character driving licence number is a 422 problem on licence_no: a driving licence's number is a
+    citizen ID number, and the problem says so in both languages."""
     body = {"type": "driving-licence", "province": "SC", "channel": "jiaoguan-12123", "licence_no": "5" * 20}
     problem = await _problem(client, body, 422)
-    assert (problem["field"], problem["allowed"]) == ("licence_no", ["at most 412 bytes in all"])
-    assert "more than the 412 of a version-15 QR code at level M" in problem["detail"]
+    citizen_id = "an 18-character citizen ID number with its check character"
+    assert (problem["field"], problem["allowed"]) == ("licence_no", [citizen_id])
+    assert "18 位公民身份号码" in problem["detail"]
+    assert f"a driving-licence number is {citizen_id}" in problem["detail"]
 
 
 async def test_an_app_of_the_other_province_is_422(client: Client) -> None:

@@ -13,6 +13,7 @@ from redis.asyncio import Redis
 from tests.helpers import Client, ClientFactory, assert_problem
 from tests.redis_server import RedisServer
 from tests.scenes import Scene
+from verifier.issuer.mint import citizen_id
 from verifier.service.settings import Settings
 
 pytestmark = pytest.mark.redis
@@ -76,7 +77,7 @@ async def test_replay_race_gives_exactly_one_acceptance(
     for counter in NOTARY:
         scene.auth(counter)
     for round_no in range(100):
-        token = scene.driving_licence("SC", licence_no=f"5101{round_no:08d}")
+        token = scene.driving_licence("SC", licence_no=citizen_id(round_no))
         posts = [scan(instances[i % 2], scene, NOTARY[(i // 2) % 2], token) for i in range(8)]
         results = await asyncio.gather(*posts)
         accepted = [body for status, body in results if body["decision"] == "accepted"]
@@ -97,10 +98,10 @@ async def test_revocation_reaches_every_instance(
     settings = Settings(redis_url=flushed.url, counter_rate=0)
     one = await aiohttp_client(scene.app(settings))
     two = await aiohttp_client(scene.app(settings))
-    token = scene.driving_licence("SC", licence_no="510100999001")
+    token = scene.driving_licence("SC", licence_no=citizen_id(999001))
     _, first = await scan(two, scene, NOTARY[0], token)
     assert first["decision"] == "accepted"
-    body = {"type": "driving-licence", "province": "SC", "licence_no": "510100999001", "reason": "吊销"}
+    body = {"type": "driving-licence", "province": "SC", "licence_no": citizen_id(999001), "reason": "吊销"}
     async with one.post("/v1/revocations", json=body, headers=scene.admin()) as response:
         assert response.status == 200
     _, cached = await scan(two, scene, NOTARY[0], token)
@@ -108,7 +109,7 @@ async def test_revocation_reaches_every_instance(
     assert [r["code"] for r in cached["reasons"]] == ["REVOKED"]
     async with one.post("/v1/revocations", json={**body, "restore": True}, headers=scene.admin()) as response:
         assert response.status == 200
-    _, fresh = await scan(one, scene, NOTARY[1], scene.driving_licence("SC", licence_no="510100999001"))
+    _, fresh = await scan(one, scene, NOTARY[1], scene.driving_licence("SC", licence_no=citizen_id(999001)))
     assert fresh["decision"] == "accepted"
 
 

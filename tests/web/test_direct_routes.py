@@ -13,6 +13,7 @@ from aiohttp import web
 
 from tests.scenes import Scene
 from verifier.adapters.memory_store import MemoryStore
+from verifier.issuer.mint import citizen_id
 from verifier.web.server import ProblemRunner
 
 NOTARY = "cq-notary-zhixin-01"
@@ -57,7 +58,7 @@ async def both(scene: Scene) -> AsyncIterator[tuple[Served, Served]]:
 def _cases(scene: Scene) -> list[tuple[str, str, dict[str, str], bytes]]:
     """(name, method and path, headers, body) of scans good and bad."""
     auth = {**scene.auth(NOTARY), "Content-Type": "application/json"}
-    token = scene.driving_licence("SC", licence_no="510100777001")
+    token = scene.driving_licence("SC", licence_no=citizen_id(777001))
     good = f'{{"token": "{token}", "scenario": "{SCENARIO}"}}'.encode()
     return [
         ("accepted", "POST /v1/scans", auth, good),

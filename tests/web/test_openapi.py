@@ -27,6 +27,7 @@ from verifier.core.catalogue_view import catalogue_document
 from verifier.core.reasons import MESSAGES
 from verifier.core.trust import TrustList
 from verifier.errors import RateLimitedError, StoreUnavailableError, TrustNotLoadedError
+from verifier.issuer.mint import citizen_id
 from verifier.service.ports import ScanRecord, StoreHealth
 from verifier.web import appkeys
 
@@ -240,7 +241,7 @@ ADMIN = "@admin"
 
 async def scans_decide(api: Api) -> None:
     """Accepted, cached, replayed at a second counter, rejected with and without a licence; then read back."""
-    token = api.scene.driving_licence("SC", holder="张三", licence_no="510100123456")
+    token = api.scene.driving_licence("SC", holder="张三", licence_no=citizen_id(123456))
     body = {"token": token, "scenario": "notary-driving-licence", "serial_no": "CQGZ-0001", "operator": "clerk-1"}
     first = await api.call("POST", "/v1/scans", 200, as_=NOTARY, json_body=body)
     assert (first["decision"], first["cached"], first["licence"]["type"]) == ("accepted", False, "driving-licence")
@@ -288,7 +289,7 @@ async def scans_refuse(api: Api) -> None:
 
 async def revocations(api: Api) -> None:
     """An admin revokes and restores; bad bodies, keys and unknown types are refused as documented."""
-    body = {"type": "employment-cert", "province": "CQ", "licence_no": "500100777001", "reason": "注销"}
+    body = {"type": "employment-cert", "province": "CQ", "licence_no": citizen_id(777001, "CQ"), "reason": "注销"}
     revoked = await api.call("POST", "/v1/revocations", 200, as_=ADMIN, json_body=body)
     assert revoked == {**body, "revoked": True}
     restored = await api.call("POST", "/v1/revocations", 200, as_=ADMIN, json_body={**body, "restore": True})
@@ -341,7 +342,7 @@ async def store_down(api: Api) -> None:
         fresh = {**body, "token": api.scene.driving_licence("CQ")}
         await api.call("POST", "/v1/scans", 503, as_=NOTARY, json_body=fresh)
         await api.call("GET", f"/v1/scans/{first['scan_id']}", 503, path="/v1/scans/{scan_id}", as_=NOTARY)
-        revocation = {"type": "driving-licence", "province": "SC", "licence_no": "510100123456"}
+        revocation = {"type": "driving-licence", "province": "SC", "licence_no": citizen_id(123456)}
         await api.call("POST", "/v1/revocations", 503, as_=ADMIN, json_body=revocation)
         await api.call("GET", "/v1/stats", 503, as_=ADMIN)
         await api.call("GET", "/readyz", 503)

@@ -39,6 +39,7 @@ from verifier.adapters.trust_source import JwksTrustSource
 from verifier.core.catalogue import Catalogue
 from verifier.issuer.apps import App, apps
 from verifier.issuer.keys import KeyRing, KeyStore
+from verifier.issuer.mint import citizen_id
 from verifier.service.settings import Settings
 from verifier.web.app import create_app
 
@@ -92,7 +93,7 @@ def _fresh(run: Run) -> Shown:
     run.serial += 1
     province = "SC" if run.serial % 2 else "CQ"
     minted = run.apps["jiaoguan-12123"].present(
-        "driving-licence", province, licence_no=f"{5101 if province == 'SC' else 5001}{run.serial:08d}"
+        "driving-licence", province, licence_no=citizen_id(run.serial, province)
     )
     return Shown("fresh", minted.token, random.choice(COUNTERS[province]), minted.claims["jti"])
 
@@ -103,8 +104,8 @@ def _forged(run: Run, ring: KeyRing) -> Shown:
     header, claims, signature = split(base.token)
     key = ring.signing_key("sc-police" if claims["prv"] == "SC" else "cq-police", time.time())
     choice = random.randrange(5)
-    if choice == 0:  # payload altered, genuine signature kept
-        token = f"{base.token.split('.')[0]}.{assemble({}, {**claims, 'no': claims['no'][:-1] + 'X'}).split('.')[1]}"
+    if choice == 0:  # payload altered (no check character is Y), genuine signature kept
+        token = f"{base.token.split('.')[0]}.{assemble({}, {**claims, 'no': claims['no'][:-1] + 'Y'}).split('.')[1]}"
         token += f".{signature}"
     elif choice == 1:  # alg none
         token = assemble({**header, "alg": "none"}, claims, b"")
@@ -403,7 +404,7 @@ async def test_scans_of_a_rotated_key_arriving_together_are_all_accepted(
     client = await aiohttp_client(app)
     store.rotate("sc-police")
     present = apps(catalogue, store.keyring(time.time()))["jiaoguan-12123"].present
-    tokens = [present("driving-licence", "SC", licence_no=f"5101990000{i:02d}").token for i in range(8)]
+    tokens = [present("driving-licence", "SC", licence_no=citizen_id(990000 + i)).token for i in range(8)]
     assert {split(t)[0]["kid"] for t in tokens} == {"sc-police-2"}
     headers = {"Authorization": f"Bearer {api_keys.issue(COUNTERS['SC'][0])}"}
 

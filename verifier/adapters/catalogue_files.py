@@ -27,6 +27,7 @@ from verifier.core.catalogue import (
     IssuingUnit,
     Item,
     LicenceType,
+    NumberFormat,
     PilotScope,
     RelatedItem,
     Scenario,
@@ -102,6 +103,8 @@ def _entry_of(doc: dict[str, Any], path: list[Any]) -> str:
 def _message(error: Any) -> str:
     if error.validator == "additionalProperties":
         return f"unknown field ({error.message})"
+    if error.validator == "oneOf" and list(error.absolute_path)[-1:] == ["number"]:
+        return 'not { kind = "citizen-id" }, { kind = "uscc" } or { kind = "digits", length = N }'
     if error.validator == "oneOf":
         return "not one of the shapes province / institution-kind / institutions, or it has fields of another shape"
     return str(error.message)
@@ -140,6 +143,7 @@ def _licence(d: dict[str, Any]) -> LicenceType:
     units = d.get("issuing_units")
     scope = d.get("pilot_scope")
     items = d.get("related_items")
+    number = d.get("number")
     return LicenceType(
         seq=d["seq"],
         code=d["code"],
@@ -158,6 +162,8 @@ def _licence(d: dict[str, Any]) -> LicenceType:
             for p in PROVINCES
         },
         attributes=tuple(Attribute(**a) for a in d.get("attributes", ())),
+        holder=d.get("holder"),
+        number=None if number is None else NumberFormat(**number),
         inferred=frozenset(d.get("inferred", ())),
         lost=frozenset(d.get("lost", ())),
         note=d.get("note", ""),

@@ -51,7 +51,7 @@ def _foreign_channel_token(cat: Catalogue, ring: KeyRing, now: float) -> str:
     # lt is the type's seq; vf and vu are 2020-01-01 and 2030-12-31 as days since 1970-01-01.
     claims = {
         "iss": "sc-justice", "prv": "SC", "lt": cat.licences["lawyer-licence"].seq, "ch": "jiaoguan-12123",
-        "no": "51012020001", "hn": "王*", "sub": "demoabcd", "vf": 18262, "vu": 22279, "iat": int(now),
+        "no": "15101202010012345", "hn": "王*", "sub": "demoabcd", "vf": 18262, "vu": 22279, "iat": int(now),
         "exp": int(now) + 300, "jti": "demoforeign",
     }  # fmt: skip
     return encode({"alg": key.alg, "kid": key.kid, "typ": TYP}, claims, key.sign)
@@ -69,10 +69,10 @@ def _steps(cat: Catalogue, ring: KeyRing, now: float, revoke: Callable[[dict[str
 
         return make
 
-    dl = present("dl", "jiaoguan-12123", "driving-licence", "SC", holder="张三", licence_no="510100123456")
+    dl = present("dl", "jiaoguan-12123", "driving-licence", "SC", holder="张三", licence_no="510104199001011230")
     lawyer = present("lawyer", "yukuaiban", "lawyer-licence", "CQ", holder="李四")
     card = present("card", "tianfu-tongban", "library-card", "SC", holder="王五")
-    emp = present("emp", "chongqing-renshe", "employment-cert", "CQ", holder="赵六", licence_no="500100777001")
+    emp = present("emp", "chongqing-renshe", "employment-cert", "CQ", holder="赵六", licence_no="500103198507210023")
     return [
         Step("川→渝 互认 / SC licence at a CQ notary", dl, "交管12123 · 驾驶证 (SC)", "cq-notary-zhixin-01", "notary-driving-licence"),
         Step("渝→川 互认 / CQ licence at a SC justice bureau", lawyer, "渝快办 · 律师执业证 (CQ)", "sc-justice-dept-01", "justice-admin"),
@@ -84,7 +84,7 @@ def _steps(cat: Catalogue, ring: KeyRing, now: float, revoke: Callable[[dict[str
         Step("业务不符 / wrong business", present("ss", "sichuan-renshe", "social-security", "SC"), "四川人社 · 社保卡 (SC)", "cq-employment-01", "employment-subsidy"),
         Step("渝→川 就业创业证 / CQ certificate in SC", emp, "重庆人社 · 就业创业证 (CQ)", "sc-employment-01", "employment-subsidy"),
         Step("注销后重扫 / re-scan after revocation", emp, "重庆人社 · 就业创业证 (CQ)", "sc-employment-01", "employment-subsidy",
-             before=lambda: revoke({"type": "employment-cert", "province": "CQ", "licence_no": "500100777001", "reason": "demo"})),
+             before=lambda: revoke({"type": "employment-cert", "province": "CQ", "licence_no": "500103198507210023", "reason": "demo"})),
         Step("规则缺失 / rules lost in the source", present("tq", "tianfu-tongban", "transport-qual", "SC"), "天府通办 · 从业资格证 (SC)", "sc-transport-enforcement-01", "transport-service-enforcement"),
     ]  # fmt: skip
 

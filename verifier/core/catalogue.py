@@ -152,6 +152,18 @@ class Attribute:
     name_en: str
 
 
+Holder = Literal["person", "organisation"]
+
+
+@dataclass(frozen=True, slots=True)
+class NumberFormat:
+    """What a licence type's numbers are: the holder's 公民身份号码 (``citizen-id``, GB 11643) or 统一社会信用代码
+    (``uscc``, GB 32100), 18 characters with a check character, or ``length`` digits of the licence's own."""
+
+    kind: Literal["citizen-id", "uscc", "digits"]
+    length: int = 18
+
+
 @dataclass(frozen=True, slots=True)
 class LicenceType:
     """One row of the official list. Cells the source lost are ``None`` and named in ``lost``."""
@@ -166,6 +178,8 @@ class LicenceType:
     related_items: tuple[RelatedItem, ...] | None
     pilot_scope: dict[str, PilotScope] | None
     attributes: tuple[Attribute, ...] = ()
+    holder: Holder | None = None  # None only where the source lost what the licence is
+    number: NumberFormat | None = None
     inferred: frozenset[str] = frozenset()
     lost: frozenset[str] = frozenset()
     note: str = ""

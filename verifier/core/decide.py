@@ -16,6 +16,7 @@ from typing import Any
 
 from verifier.core.catalogue import PROVINCES, Catalogue, Counter, LicenceType
 from verifier.core.reasons import TEMPORARY, Reason
+from verifier.core.shape import shape_problems
 from verifier.core.token import CLAIM_TYPES, HEADER_MEMBERS, TYP, ParsedToken, parse, verify_signature
 from verifier.core.trust import TrustedKey, TrustList
 from verifier.errors import TokenMalformedError
@@ -55,7 +56,7 @@ class Licence:
 @dataclass(frozen=True, slots=True)
 class Decision:
     """The outcome. ``licence``, ``jti`` and ``expires_at`` are set only for a token whose
-    signature verified and whose claims are well formed."""
+    signature verified and whose claims are well formed and of the issuer's shape."""
 
     reasons: tuple[Reason, ...]
     licence: Licence | None = None
@@ -115,6 +116,9 @@ def decide(
                 Reason("PROVINCE_KEY_MISMATCH", f"token says {claims['prv']}, key {key.kid!r} is {key.province}")
             )
     licence_type = catalogue.licence_by_seq(claims["lt"]) if "lt" in ok else None
+    off_shape = shape_problems(claims, ok, licence_type, parsed.size)
+    if off_shape:
+        reasons.append(Reason("TOKEN_SHAPE_INVALID", "; ".join(off_shape)))
     if "lt" in ok and licence_type is None:
         reasons.append(Reason("LICENCE_TYPE_UNKNOWN", f"no licence type with seq {str(claims['lt'])[:20]}"))
     if licence_type is not None:
@@ -130,8 +134,8 @@ def decide(
         )
     if {"vf", "vu"} <= ok:
         _check_validity(claims["vf"], claims["vu"], now, reasons)
-    if not (verified and not bad) or licence_type is None:
-        return Decision(tuple(reasons))
+    if not (verified and not bad and not off_shape) or licence_type is None:
+        return Decision(tuple(reasons))  # nothing of an untrusted or misshapen token is kept
     licence = Licence(
         type=licence_type.code,
         province=claims["prv"],

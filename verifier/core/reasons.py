@@ -24,6 +24,11 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "The signature does not verify: the token is forged or altered",
     ),
     "CLAIMS_INVALID": ("亮证码内容缺失或类型错误", "Required claims are missing or of the wrong type"),
+    "TOKEN_SHAPE_INVALID": (
+        "亮证码内容不符合签发格式（如姓名未脱敏、证照编号格式不符或亮证码过长），不予受理",
+        "The token is not written as the issuer writes it (for example an unmasked name, a licence number"
+        " of the wrong format, or a token too large for its QR code)",
+    ),
     "ISSUED_IN_FUTURE": ("亮证码签发时间晚于当前时间", "The token is issued in the future"),
     "TOKEN_EXPIRED": (
         "亮证码已过期，请在APP中重新亮证",

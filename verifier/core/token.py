@@ -1,4 +1,4 @@
-"""The presentation token: a compact JWS small enough for a QR code of version 15 at level M.
+"""The presentation token: a compact JWS small enough for a QR code of version 16 at level M.
 
 Header ``{"alg", "kid", "typ": "cylp"}`` and nothing else; ``alg`` is ES256, EdDSA or SM2 (SM2 with SM3,
 :mod:`verifier.core.sm2`). Claims (short names, because every byte costs QR modules):
@@ -6,14 +6,17 @@ Header ``{"alg", "kid", "typ": "cylp"}`` and nothing else; ``alg`` is ES256, EdD
     iss  issuing unit code          prv  issuing province (SC | CQ)
     lt   licence type, by its 序号 (seq) in the official list
     ch   channel (the app that showed it)
-    no   licence number             hn   holder name, masked (张*)
+    no   licence number, of its type's kind (a 公民身份号码, a 统一社会信用代码, or the type's own digits)
+    hn   holder name, masked (张*, 欧阳**, 四川**公司)
     sub  pseudonymous subject       vf   licence valid from, days since 1970-01-01
     vu   licence valid until, days since 1970-01-01
     iat  issued at (s)              exp  expires (s)              jti  unique id
     plus the licence type's own attributes (for example ``cls``, the driving licence class).
 
-A QR code of version 15 at level M holds 412 bytes; the header and the 64-byte signature take about 150
-of them, which is why the type is its seq and dates are day numbers.
+Real licence numbers are 18 characters (a driving licence carries its holder's citizen ID number, an
+enterprise licence its unified social credit code), which no longer fits a version-15 code at level M
+(412 bytes): the budget is a version-16 code at level M, 450 bytes. The header and the 64-byte signature
+take about 150 of them, which is why the type is its seq and dates are day numbers.
 
 This module encodes, signs and strictly parses; it decides nothing. It imports no I/O.
 """
@@ -54,8 +57,13 @@ CLAIM_TYPES: dict[str, type] = {
     "exp": int,
     "jti": str,
 }
-MAX_TOKEN_BYTES = 1024  # tokens are at most 412 bytes; anything far larger is not ours
-QR_MAX_BYTES = 412  # byte capacity of a version 15 QR code at error correction level M
+MAX_TOKEN_BYTES = 1024  # tokens are at most QR_MAX_BYTES; anything far larger is not ours
+# The QR code a token must fit, and its byte capacity. Level M (15% of the code may be lost) because the
+# code is read off a phone's screen, with glare and the phone held by hand; version 16 (81 × 81 modules)
+# is the smallest that holds the largest real token, and is only 4 modules wider than version 15.
+QR_VERSION = 16
+QR_ERROR_LEVEL = "M"
+QR_MAX_BYTES = 450
 
 # One algorithm object per name; a key's pinned algorithm picks one, the token never does.
 ALGORITHMS: dict[str, Algorithm] = {
@@ -70,12 +78,13 @@ _B64URL = re.compile(r"[A-Za-z0-9_-]*")
 
 @dataclass(frozen=True, slots=True)
 class ParsedToken:
-    """A token split and decoded, its signature not yet checked."""
+    """A token split and decoded, its signature not yet checked; ``size`` is its length in bytes."""
 
     header: dict[str, Any]
     claims: dict[str, Any]
     signing_input: bytes
     signature: bytes
+    size: int
 
 
 def verify_signature(alg: str, signing_input: bytes, public_key: Any, signature: bytes) -> bool:
@@ -182,4 +191,4 @@ def parse(token: str) -> ParsedToken:
         raise TokenMalformedError("TOKEN_MALFORMED", f"bad base64url: {exc}") from None
     header = _json_object(header_raw, "header")
     claims = _json_object(claims_raw, "payload")
-    return ParsedToken(header, claims, f"{parts[0]}.{parts[1]}".encode("ascii"), signature)
+    return ParsedToken(header, claims, f"{parts[0]}.{parts[1]}".encode("ascii"), signature, len(token))

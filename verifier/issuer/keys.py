@@ -81,11 +81,12 @@ class KeyRing:
     subject_secret: bytes
     withdrawn: tuple[str, ...] = ()
 
-    def signing_key(self, unit: str, now: float) -> SigningKey:
-        """The newest key of ``unit`` valid at ``now``."""
-        valid = [k for k in self.keys if k.unit == unit and k.valid_at(now)]
+    def signing_key(self, unit: str, now: float, *, alg: str | None = None) -> SigningKey:
+        """The newest key of ``unit`` valid at ``now`` (of algorithm ``alg``, when one is named)."""
+        valid = [k for k in self.keys if k.unit == unit and k.valid_at(now) and alg in (None, k.alg)]
         if not valid:
-            raise KeyStoreError(f"no valid signing key for unit {unit!r}; run `verifier issuer rotate --unit {unit}`")
+            rotate = f"verifier issuer rotate --unit {unit}" + (f" --alg {alg}" if alg else "")
+            raise KeyStoreError(f"no valid {alg or 'signing'} key for unit {unit!r}; run `{rotate}`")
         return max(valid, key=lambda k: k.serial)
 
     def jwks(self) -> dict[str, Any]:
