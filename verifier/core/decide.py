@@ -108,9 +108,9 @@ def decide(
         _check_times(claims["iat"], claims["exp"], now, policy, reasons)
     if key is not None:
         if "iss" in ok and claims["iss"] != key.unit:
-            reasons.append(
-                Reason("ISSUER_KEY_MISMATCH", f"token says {claims['iss']!r}, key {key.kid!r} is {key.unit!r}")
-            )
+            # Named only when it is a unit of the list: a detail is stored, and must not carry what a token made up.
+            said = repr(claims["iss"]) if claims["iss"] in catalogue.units else "a unit not in the list"
+            reasons.append(Reason("ISSUER_KEY_MISMATCH", f"token says {said}, key {key.kid!r} is {key.unit!r}"))
         if "prv" in ok and claims["prv"] != key.province:
             reasons.append(
                 Reason("PROVINCE_KEY_MISMATCH", f"token says {claims['prv']}, key {key.kid!r} is {key.province}")

@@ -13,12 +13,12 @@ keeps its first two and last two characters around two stars (四川天府实业
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Set as AbstractSet
 from typing import Any
 
 from stdnum.cn import ric, uscc
-from stdnum.exceptions import ValidationError
 
 from verifier.core.catalogue import Holder, LicenceType, NumberFormat
 from verifier.core.token import CLAIM_TYPES, QR_MAX_BYTES
@@ -79,50 +79,48 @@ def number_problem(number: NumberFormat | None, no: str) -> str | None:
     """Why ``no`` is not a licence number of the kind ``number``, or None when it is one."""
     if number is None:
         return None if _ANY_NUMBER.fullmatch(no) else "no is not 1-32 digits and capital letters"
-    rule = NUMBER_RULES[number.kind][1].format(length=number.length)
     if number.kind == "citizen-id":
         good = _CITIZEN_ID.fullmatch(no) is not None and no[-1] == ric.calc_check_digit(no) and _real_birth_date(no)
     elif number.kind == "uscc":
         good = _USCC.fullmatch(no) is not None and no[-1] == uscc.calc_check_digit(no)
     else:
         good = len(no) == number.length and no.isascii() and no.isdigit()
-    return None if good else f"no is not {rule}"
+    return None if good else f"no is not {NUMBER_RULES[number.kind][1].format(length=number.length)}"
 
 
 def _real_birth_date(citizen_id: str) -> bool:
+    """Whether characters 7-14 of a citizen ID number (already all digits) are a calendar date, YYYYMMDD.
+    (stdnum's get_birth_date says the same, at seven times the cost on the scan path.)"""
     try:
-        ric.get_birth_date(citizen_id)
-    except ValidationError:
+        dt.date(int(citizen_id[6:10]), int(citizen_id[10:12]), int(citizen_id[12:14]))
+    except ValueError:
         return False
     return True
 
 
 def shape_problems(claims: dict[str, Any], ok: AbstractSet[str], lt: LicenceType | None, size: int) -> list[str]:
     """Every way the token departs from the issuer's shape; ``ok`` are the claims present with the right
-    JSON type, ``lt`` the licence type ``lt`` names (None when unknown), ``size`` the token's bytes."""
+    JSON type, ``lt`` the licence type ``lt`` names (None when unknown), ``size`` the token's bytes.
+    Plain loops, no helper calls: this runs on every new scan."""
     problems = []
     if size > QR_MAX_BYTES:
         problems.append(f"the token is {size} bytes, more than the {QR_MAX_BYTES} its QR code holds")
-    problems += [f"{name} is not as the issuer writes it" for name in _FORMS if _off(_FORMS[name], name, claims, ok)]
+    for name, form in _FORMS.items():
+        if name in ok and not form.fullmatch(claims[name]):
+            problems.append(f"{name} is not as the issuer writes it")
     if "hn" in ok and not holder_masked(lt.holder if lt else None, claims["hn"]):
         problems.append("hn is not a masked name")
-    if "no" in ok:
-        problem = number_problem(lt.number if lt else None, claims["no"])
-        problems += [problem] if problem else []
-    if {"vf", "vu"} <= ok and claims["vu"] < claims["vf"]:
+    if "no" in ok and (problem := number_problem(lt.number if lt else None, claims["no"])):
+        problems.append(problem)
+    if "vf" in ok and "vu" in ok and claims["vu"] < claims["vf"]:
         problems.append("vu is before vf")
     if lt is not None:
-        names = tuple(a.name for a in lt.attributes)
-        extra = len(claims.keys() - CLAIM_TYPES.keys() - set(names))  # counted, not named: the names are the sender's
-        problems += [f"{extra} claims the issuer does not write"] if extra else []
-        bad = [name for name in names if _off(_ATTRIBUTE, name, claims, names)]
-        problems += [f"{name} is missing or not 1-8 letters or digits" for name in bad]
+        names = {a.name for a in lt.attributes}
+        extra = len(claims.keys() - CLAIM_TYPES.keys() - names)  # counted, not named: the names are the sender's
+        if extra:
+            problems.append(f"{extra} claims the issuer does not write")
+        for name in names:
+            value = claims.get(name)
+            if not (isinstance(value, str) and _ATTRIBUTE.fullmatch(value)):
+                problems.append(f"{name} is missing or not 1-8 letters or digits")
     return problems
-
-
-def _off(form: re.Pattern[str], name: str, claims: dict[str, Any], ok: AbstractSet[str] | tuple[str, ...]) -> bool:
-    """Whether claim ``name``, when it is one to look at, is missing, not a string, or not of ``form``."""
-    if name not in ok:
-        return False
-    value = claims.get(name)
-    return not (isinstance(value, str) and form.fullmatch(value))
