@@ -43,10 +43,11 @@ SHAPE: dict[str, Any] = {
     "rounds": int,
     "cpus": int,
     "event_loop": str,
+    "alg": str,
     "load_generator": {"name": str, "path": str, "threads": int, "connections": int, "requests": str},
     "ceilings": {
         "empty_http_rps": float,
-        "es256_verify_per_s": float,
+        "verify_per_s": float,
         "redis_round_trips_per_s": float,
         "http_plus_redis_rps": float,
         "rounds": {"a": [float], "b": [float], "c": [float]},
@@ -83,6 +84,22 @@ SHAPE: dict[str, Any] = {
         "warm_target_met": bool,
     },
     "p99_target_ms": float,
+    "algorithms": {
+        alg: {
+            "verify_per_s": float,
+            "verify_rounds": [float],
+            "cold_rps": float,
+            "cold_rps_rounds": [float],
+            "cold_p50_ms": float,
+            "cold_p99_ms": float,
+            "service_cpu_us_per_cold_scan": float,
+            "cold_composite_ceiling_rps": float,
+            "cold_over_ceiling": float,
+            "service": _SERVICE,
+            "tokens": [int],
+        }
+        for alg in ("ES256", "SM2")
+    },
 }
 
 
@@ -108,6 +125,7 @@ def _mismatches(value: Any, shape: Any, where: str = "result") -> list[str]:
 def result() -> dict[str, Any]:
     """One quick run of the whole bench, through the command line."""
     argv = ["bench", "--seconds", "1", "--rounds", "1", "--memory-scans", "0", "--cold-tokens", str(COLD_TOKENS)]
+    argv += ["--alg", "ES256", "--alg", "SM2"]  # SM2's cold scans and ceiling beside ES256's
     done = subprocess.run(
         [sys.executable, "-m", "verifier", *argv, "--json"],
         capture_output=True,
@@ -136,7 +154,7 @@ def test_every_field_is_reported_with_its_type(result: dict[str, Any]) -> None:
 def test_every_phase_measured_something(result: dict[str, Any]) -> None:
     """Each ceiling and phase served requests and used CPU, and Redis grew with the cached scans: a run
     in which the service answered nothing is not a report (no speed is asserted, only that work was done)."""
-    for name in ("empty_http_rps", "es256_verify_per_s", "redis_round_trips_per_s", "http_plus_redis_rps"):
+    for name in ("empty_http_rps", "verify_per_s", "redis_round_trips_per_s", "http_plus_redis_rps"):
         assert result["ceilings"][name] > 0, name
     for phase in ("cold", "warm", "paced"):
         figures = result[phase]
@@ -153,7 +171,7 @@ def test_every_phase_measured_something(result: dict[str, Any]) -> None:
 def test_ratios_are_the_figures_over_their_ceilings(result: dict[str, Any]) -> None:
     """cold / (1/(1/a+1/b+1/c)) and warm / (1/(1/a+1/c)), recomputed here from the reported figures."""
     c, q = result["ceilings"], result["ratios"]
-    a, b, r = c["empty_http_rps"], c["es256_verify_per_s"], c["redis_round_trips_per_s"]
+    a, b, r = c["empty_http_rps"], c["verify_per_s"], c["redis_round_trips_per_s"]
     assert q == report.ratios(result)
     assert q["cold_composite_ceiling_rps"] == pytest.approx(1 / (1 / a + 1 / b + 1 / r), abs=0.05)
     assert q["warm_composite_ceiling_rps"] == pytest.approx(1 / (1 / a + 1 / r), abs=0.05)
@@ -169,7 +187,7 @@ def test_ratios_are_the_figures_over_their_ceilings(result: dict[str, Any]) -> N
 def test_each_figure_is_the_median_of_its_rounds(result: dict[str, Any]) -> None:
     """a, b, c, cold and warm: the reported figure is the median of the rounds reported beside it."""
     c = result["ceilings"]
-    for name, key in (("a", "empty_http_rps"), ("b", "es256_verify_per_s"), ("c", "redis_round_trips_per_s")):
+    for name, key in (("a", "empty_http_rps"), ("b", "verify_per_s"), ("c", "redis_round_trips_per_s")):
         assert len(c["rounds"][name]) == result["rounds"], name
         assert c[key] == report.median(c["rounds"][name]), name
     assert c["empty_http_wrk"]["rps_rounds"] == c["rounds"]["a"]
@@ -212,10 +230,10 @@ def test_tokens_and_scans_add_up(result: dict[str, Any]) -> None:
     assert tokens["cold"] == [result["cold"]["tokens"]]
     assert tokens["paced"] == result["paced"]["tokens"]
     assert tokens["memory_fill"] == 0
-    if tokens["reruns"] == 0:  # one warm token, the cold phase's and the paced phase's
-        assert tokens["minted"] == 1 + COLD_TOKENS + tokens["paced"]
+    if tokens["reruns"] == 0:  # one warm token, the two cold phases' (ES256 and SM2) and the paced phase's
+        assert tokens["minted"] == 1 + 2 * COLD_TOKENS + tokens["paced"]
         new = [report.new_scans(result[name]["service"]) for name in ("cold", "paced")]
-        assert memory["cold_scans_cached"] == sum(new)
+        assert memory["cold_scans_cached"] == sum(new) + report.new_scans(result["algorithms"]["SM2"]["service"])
     assert memory["redis_bytes_per_scan"] == report.bytes_per_scan(
         memory["redis_used_memory_before"], memory["redis_used_memory_after"], memory["cold_scans_cached"]
     )
@@ -231,3 +249,24 @@ def test_two_workers_share_one_port(result: dict[str, Any]) -> None:
     assert scale["workers"] == len(scale["worker_cpu_seconds"]) == 2
     assert scale["non_2xx"] == 0
     assert scale["every_worker_served"]
+
+
+def test_sm2_cold_scans_stand_beside_es256s(result: dict[str, Any]) -> None:
+    """`--alg ES256 --alg SM2`: the run's own figures are ES256's, and each algorithm has its verification
+    ceiling and cold scans measured in the same round; every SM2 token was verified and accepted, none
+    rejected (so its figures are of the real work), and each ratio is its cold over its own ceiling."""
+    assert result["alg"] == "ES256"
+    c = result["ceilings"]
+    es256, sm2 = result["algorithms"]["ES256"], result["algorithms"]["SM2"]
+    assert es256["verify_per_s"] == c["verify_per_s"]
+    assert es256["cold_rps"] == result["cold"]["rps"]
+    for figures in (es256, sm2):
+        assert figures["service"]["rejected"] == figures["service"]["cached"] == 0
+        assert figures["service"]["accepted"] > 0
+        assert len(figures["verify_rounds"]) == len(figures["cold_rps_rounds"]) == result["rounds"]
+        ceiling, _ = report.composite_ceilings(
+            c["empty_http_rps"], figures["verify_per_s"], c["redis_round_trips_per_s"]
+        )
+        assert figures["cold_composite_ceiling_rps"] == pytest.approx(ceiling, abs=0.05)
+        assert figures["cold_over_ceiling"] == pytest.approx(figures["cold_rps"] / ceiling, abs=0.001)
+    assert sm2["tokens"][-1] in {COLD_TOKENS << k for k in range(RERUNS + 1)}

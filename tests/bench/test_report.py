@@ -37,6 +37,7 @@ def _result(*, ran_out: list[str] | None = None) -> dict[str, Any]:
         "rounds": 1,
         "cpus": 2,
         "event_loop": "uvloop",
+        "alg": "ES256",
         "load_generator": {"name": "wrk", "path": "/usr/bin/wrk", "threads": 2, "connections": 32, "requests": "…"},
         "ceilings": report.ceilings([_run(3000.0)], [3000.0], [3000.0], _run(1400.0)),
         "cold": report.median_run([_phase(800.0, tokens=10_000)]),
@@ -67,6 +68,7 @@ def _result(*, ran_out: list[str] | None = None) -> dict[str, Any]:
         },
         "p99_target_ms": 10.0,
     }
+    result["algorithms"] = {"ES256": report.algorithm(result["ceilings"], [3000.0], [_phase(800.0, tokens=10_000)])}
     result["ratios"] = report.ratios(result)
     return result
 
@@ -115,7 +117,7 @@ def test_the_median_round_is_a_round_measured(rounds: list[float], median: float
 def test_ceilings_are_the_medians_of_their_rounds() -> None:
     """a, b and c each the median of its rounds, with every round reported, and the cross-check as measured."""
     c = report.ceilings([_run(10.0), _run(30.0), _run(20.0)], [7.0, 5.0, 6.0], [1.0, 3.0, 2.0], _run(4.0))
-    assert (c["empty_http_rps"], c["es256_verify_per_s"], c["redis_round_trips_per_s"]) == (20.0, 6.0, 2.0)
+    assert (c["empty_http_rps"], c["verify_per_s"], c["redis_round_trips_per_s"]) == (20.0, 6.0, 2.0)
     assert c["http_plus_redis_rps"] == 4.0
     assert c["rounds"] == {"a": [10.0, 30.0, 20.0], "b": [7.0, 5.0, 6.0], "c": [1.0, 3.0, 2.0]}
     assert c["empty_http_wrk"]["rps"] == 20.0
@@ -148,11 +150,29 @@ def test_memory_figures() -> None:
 
 
 def test_phases_whose_tokens_ran_out_are_named() -> None:
-    """Any cold round or the paced phase that ran out of fresh tokens, by name."""
+    """Any cold round or the paced phase that ran out of fresh tokens, by name; a cold round of an
+    algorithm measured beside the first, with the algorithm's name."""
     cold = [_phase(1.0), _phase(1.0, exhausted=3), _phase(1.0)]
-    assert report.ran_out(cold, _phase(1.0)) == ["cold round 2"]
-    assert report.ran_out(cold[:1], _phase(1.0, exhausted=1)) == ["paced"]
-    assert report.ran_out(cold[:1], _phase(1.0)) == []
+    assert report.ran_out({"ES256": cold}, _phase(1.0)) == ["cold round 2"]
+    assert report.ran_out({"ES256": cold[:1]}, _phase(1.0, exhausted=1)) == ["paced"]
+    assert report.ran_out({"ES256": cold[:1]}, _phase(1.0)) == []
+    assert report.ran_out({"ES256": cold[:1], "SM2": cold}, _phase(1.0)) == ["cold SM2 round 2"]
+
+
+def test_an_algorithms_figures_are_its_own_ceiling_and_cold_scans() -> None:
+    """b and cold of one algorithm, the medians of its rounds; its composite ceiling made with its own b,
+    and the service's CPU per cold scan (cores over scans a second)."""
+    ceilings = report.ceilings([_run(3000.0)], [3000.0], [3000.0], _run(1400.0))
+    figures = report.algorithm(ceilings, [600.0, 500.0, 700.0], [_phase(400.0, tokens=5), _phase(300.0, tokens=7)])
+    assert figures["verify_per_s"] == 600.0
+    assert figures["verify_rounds"] == [600.0, 500.0, 700.0]
+    assert (figures["cold_rps"], figures["cold_rps_rounds"]) == (400.0, [400.0, 300.0])
+    assert figures["cold_composite_ceiling_rps"] == pytest.approx(1 / (1 / 3000 + 1 / 600 + 1 / 3000), abs=0.05)
+    assert figures["cold_over_ceiling"] == round(400.0 / figures["cold_composite_ceiling_rps"], 3)
+    assert figures["service_cpu_us_per_cold_scan"] == round(0.9 / 400.0 * 1e6, 1)
+    assert (figures["cold_p50_ms"], figures["cold_p99_ms"]) == (1.0, 4.0)
+    assert figures["service"] == {"accepted": 400, "rejected": 0, "cached": 0}
+    assert figures["tokens"] == [5, 7]
 
 
 def test_the_text_report_names_every_part() -> None:
@@ -165,3 +185,17 @@ def test_the_text_report_names_every_part() -> None:
         assert words in text, words
     assert "RAN OUT" not in text
     assert "RAN OUT even so in cold round 1" in report.describe(_result(ran_out=["cold round 1"]))
+    assert "side by side" not in text  # one algorithm: nothing to set beside it
+
+
+def test_the_text_report_sets_algorithms_side_by_side() -> None:
+    """With more than one algorithm, describe() gives each its line: b, cold, CPU a scan, ceiling, ratio."""
+    result = _result()
+    result["algorithms"]["SM2"] = report.algorithm(result["ceilings"], [1500.0], [_phase(500.0, tokens=9)])
+    text = report.describe(result)
+    assert "signature algorithms side by side" in text
+    [sm2] = [line for line in text.splitlines() if line.startswith("  SM2")]
+    assert "b    1,500 /s" in sm2
+    assert "cold     500 req/s" in sm2
+    assert "1,800 µs service CPU a scan" in sm2
+    assert "ceiling 750/s, cold / ceiling 0.67" in sm2  # 1/(1/3000 + 1/1500 + 1/3000)

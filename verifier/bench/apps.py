@@ -4,7 +4,8 @@
 - ``empty``: an aiohttp app whose POST handler reads the body and answers a small JSON — the HTTP
   cost of a scan with nothing behind it (driven by wrk like the service). ``/redis`` on the same app
   adds one ``GET`` to Redis, a cross-check of the HTTP and Redis ceilings taken together.
-- ``verify``: ES256 signature verification through cryptography in a tight loop, one process.
+- ``verify``: signature verification in a tight loop, one process, through the library the service
+  uses for the algorithm: ES256 and EdDSA through cryptography, SM2 through GmSSL (gmssl-pyx).
 - ``redis``: one Redis round trip through redis-py asyncio, from as many coroutines as wrk has
   connections, in one process: the Redis cost alone, without an HTTP server in front of it.
 
@@ -17,11 +18,12 @@ import argparse
 import asyncio
 import json
 import time
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from redis.asyncio import Redis
 
 from verifier.web.eventloop import new_event_loop
@@ -59,19 +61,39 @@ def empty_app(redis_url: str | None) -> web.Application:
     return app
 
 
-def verify_rate(seconds: float) -> dict[str, Any]:
-    """Raw ES256 verifications per second: ``public_key.verify(der_sig, msg, ECDSA(SHA256()))``."""
-    private = ec.generate_private_key(ec.SECP256R1())
-    public = private.public_key()
+def verify_rate(seconds: float, alg: str = "ES256") -> dict[str, Any]:
+    """Raw verifications of ``alg`` per second, the library called as directly as the service calls it:
+    ``public_key.verify(der_sig, msg, ECDSA(SHA256()))`` for ES256, ``public_key.verify(sig, msg)`` for
+    EdDSA, GmSSL's ``sm2_verify(point, msg, der_sig, id)`` for SM2 (whose r‖s the service turns into DER)."""
     message = b"eyJhbGciOiJFUzI1NiJ9." + b"x" * 340  # the size of a driving licence's signing input
-    algorithm = ec.ECDSA(hashes.SHA256())
-    der = private.sign(message, algorithm)  # DER already; the service converts a token's r‖s to it
+    check = _verifier(alg, message)
     count, started = 0, time.perf_counter()
     while (elapsed := time.perf_counter() - started) < seconds:
         for _ in range(100):
-            public.verify(der, message, algorithm)
+            check()
         count += 100
-    return {"verifications": count, "seconds": round(elapsed, 3), "per_second": round(count / elapsed, 1)}
+    return {"alg": alg, "verifications": count, "seconds": round(elapsed, 3), "per_second": round(count / elapsed, 1)}
+
+
+def _verifier(alg: str, message: bytes) -> Callable[[], object]:
+    """One verification of a genuine ``alg`` signature of ``message``, as a call without arguments."""
+    if alg == "SM2":
+        from gmssl_pyx.gmsslext import sm2_sign, sm2_verify
+
+        from verifier.core.sm2 import SIGNER_ID, Sm2PrivateKey
+
+        key = Sm2PrivateKey.generate()
+        der = sm2_sign(key.secret, key.public.point, message, SIGNER_ID)
+        return lambda: sm2_verify(key.public.point, message, der, SIGNER_ID)
+    if alg == "EdDSA":
+        ed_private = ed25519.Ed25519PrivateKey.generate()
+        ed_public, ed_signature = ed_private.public_key(), ed_private.sign(message)
+        return lambda: ed_public.verify(ed_signature, message)
+    private = ec.generate_private_key(ec.SECP256R1())
+    public = private.public_key()
+    algorithm = ec.ECDSA(hashes.SHA256())
+    der_signature = private.sign(message, algorithm)  # DER already; the service converts a token's r‖s to it
+    return lambda: public.verify(der_signature, message, algorithm)
 
 
 async def redis_rate(url: str, concurrency: int, seconds: float) -> dict[str, Any]:
@@ -103,12 +125,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--redis-url")
     parser.add_argument("--seconds", type=float, default=2.0)
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--alg", choices=["ES256", "EdDSA", "SM2"], default="ES256")
     args = parser.parse_args(argv)
     if args.kind == "empty":
         app = empty_app(args.redis_url)
         web.run_app(app, host="127.0.0.1", port=args.port, print=None, access_log=None, loop=new_event_loop())
     elif args.kind == "verify":
-        print(json.dumps(verify_rate(args.seconds)), flush=True)
+        print(json.dumps(verify_rate(args.seconds, args.alg)), flush=True)
     else:
         loop = new_event_loop()
         try:

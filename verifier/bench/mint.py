@@ -12,7 +12,7 @@ from typing import Any
 
 from verifier.adapters.catalogue_files import load_catalogue
 from verifier.core.catalogue import Catalogue
-from verifier.issuer.keys import KeyRing, KeyStore
+from verifier.issuer.keys import DEFAULT_ALG, KeyRing, KeyStore
 from verifier.issuer.mint import MAX_TTL, citizen_id, mint
 
 _CHUNK = 2000  # tokens per task when minting in parallel
@@ -39,10 +39,15 @@ def _mint_range(bounds: tuple[int, int]) -> list[dict[str, Any]]:
     return bodies
 
 
-def publish_keys(state: Path) -> None:
+def publish_keys(state: Path, unit: str, algs: list[str]) -> None:
     """The mock issuer's keys in ``state``, made and published (``jwks.json``) before the service starts: the
-    service only reads them, and is not ready until they are there."""
-    KeyStore(load_catalogue().units.values(), directory=state).keyring()
+    service only reads them, and is not ready until they are there. ``unit`` gets a key of each of ``algs``
+    beside its ES256 one, so that the bench can sign with any of them."""
+    store = KeyStore(load_catalogue().units.values(), directory=state)
+    store.keyring()
+    for alg in algs:
+        if alg != DEFAULT_ALG:
+            store.rotate(unit, alg=alg)
 
 
 def mint_bodies(state: Path, start: int, count: int, scenario: str, alg: str = "ES256") -> list[dict[str, Any]]:

@@ -7,6 +7,7 @@ import math
 from typing import Any
 
 TARGET_RATIO = 0.8
+LIBRARIES = {"ES256": "cryptography", "EdDSA": "cryptography", "SM2": "GmSSL"}  # what b runs, per algorithm
 # Fresh tokens for a phase: the most scans it is expected to make, times TOKEN_FACTOR, plus TOKEN_SURPLUS.
 TOKEN_FACTOR = 1.5
 TOKEN_SURPLUS = 1_000
@@ -14,7 +15,7 @@ TOKEN_SURPLUS = 1_000
 
 def composite_ceilings(a: float, b: float, c: float) -> tuple[float, float]:
     """The cold and warm composite ceilings, 1/(1/a + 1/b + 1/c) and 1/(1/a + 1/c): a is the empty
-    handler's throughput, b raw ES256 verifications per second, c Redis round trips per second."""
+    handler's throughput, b raw signature verifications per second, c Redis round trips per second."""
     return 1 / (1 / a + 1 / b + 1 / c), 1 / (1 / a + 1 / c)
 
 
@@ -44,11 +45,33 @@ def ceilings(a_runs: list[dict[str, Any]], b: list[float], c: list[float], cross
     empty = median_run(a_runs)
     return {
         "empty_http_rps": empty["rps"],
-        "es256_verify_per_s": median(b),
+        "verify_per_s": median(b),
         "redis_round_trips_per_s": median(c),
         "http_plus_redis_rps": cross["rps"],
         "rounds": {"a": empty["rps_rounds"], "b": list(b), "c": list(c)},
         "empty_http_wrk": empty,
+    }
+
+
+def algorithm(ceilings: dict[str, Any], b: list[float], cold_runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One signature algorithm's figures side by side with the others': its verification ceiling b and
+    its cold scans (medians of the rounds), the service's CPU per cold scan, and cold against the
+    composite ceiling made with its own b."""
+    cold = median_run(cold_runs)
+    verify = median(b)
+    ceiling, _ = composite_ceilings(ceilings["empty_http_rps"], verify, ceilings["redis_round_trips_per_s"])
+    return {
+        "verify_per_s": verify,
+        "verify_rounds": list(b),
+        "cold_rps": cold["rps"],
+        "cold_rps_rounds": cold["rps_rounds"],
+        "cold_p50_ms": round(cold["latency_us"]["p50"] / 1000, 2),
+        "cold_p99_ms": round(cold["latency_us"]["p99"] / 1000, 2),
+        "service_cpu_us_per_cold_scan": round(cold["service_cpu_cores"] / cold["rps"] * 1e6, 1) if cold["rps"] else 0.0,
+        "cold_composite_ceiling_rps": round(ceiling, 1),
+        "cold_over_ceiling": round(cold["rps"] / ceiling, 3),
+        "service": cold["service"],
+        "tokens": [r["tokens"] for r in cold_runs],
     }
 
 
@@ -74,9 +97,16 @@ def bytes_per_scan(before: int, after: int, scans: int) -> float:
     return round((after - before) / max(1, scans), 1)
 
 
-def ran_out(cold_runs: list[dict[str, Any]], paced: dict[str, Any]) -> list[str]:
-    """The measured phases whose fresh tokens ran out (their throughput is understated)."""
-    names = [f"cold round {i}" for i, run in enumerate(cold_runs, 1) if run["exhausted"]]
+def ran_out(cold_runs: dict[str, list[dict[str, Any]]], paced: dict[str, Any]) -> list[str]:
+    """The measured phases whose fresh tokens ran out (their throughput is understated); cold rounds of
+    an algorithm after the first are named with it."""
+    first = next(iter(cold_runs))
+    names = [
+        f"cold round {i}" if alg == first else f"cold {alg} round {i}"
+        for alg, runs in cold_runs.items()
+        for i, run in enumerate(runs, 1)
+        if run["exhausted"]
+    ]
     return names + (["paced"] if paced["exhausted"] else [])
 
 
@@ -85,7 +115,7 @@ def ratios(result: dict[str, Any]) -> dict[str, Any]:
     from the figures in ``result`` alone."""
     c = result["ceilings"]
     a = c["empty_http_rps"]
-    cold_ceiling, warm_ceiling = composite_ceilings(a, c["es256_verify_per_s"], c["redis_round_trips_per_s"])
+    cold_ceiling, warm_ceiling = composite_ceilings(a, c["verify_per_s"], c["redis_round_trips_per_s"])
     cold, warm, paced = result["cold"]["rps"], result["warm"]["rps"], result["paced"]
     return {
         "cold_composite_ceiling_rps": round(cold_ceiling, 1),
@@ -125,7 +155,7 @@ def describe(r: dict[str, Any]) -> str:
         "ceilings (a, b, c):",
         f"  a  empty aiohttp POST handler, same request   {c['empty_http_rps']:>10,.0f} req/s"
         f"  (wrk used {c['empty_http_wrk']['wrk_cpu_cores']:.2f} cores)",
-        f"  b  ES256 verify, cryptography, one process   {c['es256_verify_per_s']:>10,.0f} /s",
+        f"  b  {r['alg'] + ' verify, ' + LIBRARIES[r['alg']] + ', one process':<41} {c['verify_per_s']:>10,.0f} /s",
         f"  c  Redis GET, redis-py asyncio, one process  {c['redis_round_trips_per_s']:>10,.0f} /s",
         f"     (cross-check: aiohttp handler + one GET    {c['http_plus_redis_rps']:>10,.0f} req/s)",
         f"composite ceilings: cold 1/(1/a+1/b+1/c) = {q['cold_composite_ceiling_rps']:,.0f}/s, "
@@ -142,6 +172,14 @@ def describe(r: dict[str, Any]) -> str:
             + (f"  rounds {p['rps_rounds']}" if "rps_rounds" in p else "")
             + (f"  tokens ran out ({p['exhausted']} times)" if p["exhausted"] else "")
         )
+    if len(r["algorithms"]) > 1:
+        lines.append("signature algorithms side by side (each one's b and cold scans, in turns every round):")
+        lines += [
+            f"  {alg:5}  b {f['verify_per_s']:>8,.0f} /s  cold {f['cold_rps']:>7,.0f} req/s (p99 {f['cold_p99_ms']} ms)"
+            f"  {f['service_cpu_us_per_cold_scan']:>6,.0f} µs service CPU a scan"
+            f"  ceiling {f['cold_composite_ceiling_rps']:,.0f}/s, cold / ceiling {f['cold_over_ceiling']:.2f}"
+            for alg, f in r["algorithms"].items()
+        ]
     lines += [
         _tokens_line(r["tokens"]),
         f"paced at {r['paced']['target_rps']:,.0f}/s (half of cold): p99 {q['paced_p99_ms']} ms "

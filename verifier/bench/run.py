@@ -2,10 +2,14 @@
 machine, with one load generator (wrk) and one set of its settings.
 
 It starts its own redis-server and ``verifier serve --workers 1`` on free ports with a temporary
-state folder, measures the ceilings (an empty aiohttp handler, raw ES256 verification, one Redis
+state folder, measures the ceilings (an empty aiohttp handler, raw signature verification, one Redis
 round trip), then cold scans (every token new), warm re-scans (same counter, same token) and the
 latency at half the cold throughput, paced; Redis memory per cached scan and the worker's resident
 memory; and ``--workers 2`` sharing one port. Everything it started is stopped at the end.
+
+The tokens are signed with ES256 unless ``--alg`` names another algorithm (EdDSA, SM2). Naming more
+than one (``--alg ES256 --alg SM2``) measures each one's verification ceiling and cold scans side by
+side, in turns within every round; the first drives the warm, paced and memory phases.
 
 It never installs system packages: without wrk or redis-server on PATH it says which Debian package
 to install and exits 2. Every cold and paced request is a token nobody sent before; a phase whose
@@ -35,6 +39,8 @@ COUNTER = "cq-notary-zhixin-01"
 SCENARIO = "notary-driving-licence"
 P99_TARGET_MS = 10.0
 RERUNS = 2  # a phase whose fresh tokens ran out is run again, with twice as many, at most this often
+ALGS = ("ES256", "EdDSA", "SM2")
+SIGNING_UNIT = "sc-police"  # the bench's tokens are Sichuan driving licences
 
 
 def _delta(after: dict[str, float], before: dict[str, float]) -> dict[str, int]:
@@ -44,7 +50,9 @@ def _delta(after: dict[str, float], before: dict[str, float]) -> dict[str, int]:
 class _Bench:
     """One run: the processes it started, the requests it prepared, the figures it measured."""
 
-    def __init__(self, stack: ExitStack, root: Path, load: bench_wrk.Load, seconds: float, redis_server: str) -> None:
+    def __init__(
+        self, stack: ExitStack, root: Path, load: bench_wrk.Load, seconds: float, redis_server: str, *, algs: list[str]
+    ) -> None:
         self.root, self.load, self.seconds = root, load, seconds
         self.state = root / "state"
         # One counter posts thousands of scans a second here: its rate limit is off (--counter-rate 0).
@@ -54,7 +62,7 @@ class _Bench:
         self.redis_url = f"redis://127.0.0.1:{self.redis.port}/0"
         from verifier.bench.mint import publish_keys  # the issuer and its keys: only when benchmarking
 
-        publish_keys(self.state)
+        publish_keys(self.state, SIGNING_UNIT, algs)
         self.service = self.serve(workers=1)
         stack.callback(self.service.stop)
         self.key = subprocess.run(
@@ -82,12 +90,13 @@ class _Bench:
         log = self.root / f"serve-{port}.log"
         return procs.start_python(argv, log=log, env=self.env, ready_path="/readyz", port=port)
 
-    def requests(self, name: str, count: int) -> tuple[Path, int]:
-        """A requests file of ``count`` fresh tokens (licence numbers never used in this run)."""
+    def requests(self, name: str, count: int, alg: str) -> tuple[Path, int]:
+        """A requests file of ``count`` fresh tokens signed with ``alg`` (licence numbers never used in this run)."""
         from verifier.bench.mint import mint_bodies  # the issuer and its keys: only when benchmarking
 
         path = self.root / f"{name}.txt"
-        written = bench_wrk.write_requests(path, self.key, mint_bodies(self.state, self.minted, count, SCENARIO))
+        bodies = mint_bodies(self.state, self.minted, count, SCENARIO, alg)
+        written = bench_wrk.write_requests(path, self.key, bodies)
         self.minted += written
         return path, written
 
@@ -113,9 +122,9 @@ class _Bench:
         stack.callback(empty.stop)
         return port
 
-    def verify_rate(self) -> float:
-        """b: raw ES256 verifications a second, in a process of its own."""
-        args = ["verifier.bench.apps", "verify", "--seconds", str(min(self.seconds, 1.5))]
+    def verify_rate(self, alg: str) -> float:
+        """b: raw verifications of ``alg`` a second, in a process of its own."""
+        args = ["verifier.bench.apps", "verify", "--seconds", str(min(self.seconds, 1.5)), "--alg", alg]
         return float(procs.json_subprocess(args, self.env, 60)["per_second"])
 
     def redis_rate(self) -> float:
@@ -138,12 +147,12 @@ class _Bench:
         self.new_scans += report.new_scans(result["service"])
         return result
 
-    def fresh_phase(self, name: str, count: int, **kw: Any) -> dict[str, Any]:
+    def fresh_phase(self, name: str, count: int, alg: str, **kw: Any) -> dict[str, Any]:
         """A phase of ``count`` fresh tokens, each sent once. If they ran out before wrk's time was up
         (its throughput would be understated), it is run again with twice as many new ones, at most
         :data:`RERUNS` times; the last run is returned, its ``exhausted`` still set if it ran out."""
         for attempt in range(RERUNS + 1):
-            path, minted = self.requests(f"{name}-{attempt}", count)
+            path, minted = self.requests(f"{name}-{attempt}", count, alg)
             result = self.phase(path, once=True, **kw)
             result["tokens"] = minted
             if not result["exhausted"] or attempt == RERUNS:
@@ -165,11 +174,14 @@ def run_bench(
     connections: int = 32,
     memory_scans: int = 10_000,
     cold_tokens: int | None = None,
+    algs: tuple[str, ...] = ("ES256",),
 ) -> dict[str, Any]:
     """Run every phase and return the figures (``docs/benchmark.md`` says what each means). The
     ceilings and the service are measured in turns, ``rounds`` times, and each figure is the median.
     ``cold_tokens`` fresh tokens are minted for each cold phase; by default :func:`report.tokens_for`
     sizes them from the higher of the round's composite ceiling and the fastest cold round so far.
+    ``algs`` sign the tokens: each one's ceiling b and cold scans are measured in every round; the
+    first's are the run's ``ceilings`` and ``cold``, and its tokens drive every other phase.
 
     Raises :class:`UsageError` saying what to install, before starting anything, if wrk or
     redis-server is missing."""
@@ -177,47 +189,48 @@ def run_bench(
     load = bench_wrk.Load(tools["wrk"], threads=threads, connections=connections)
     from verifier.web.eventloop import loop_name
 
+    primary = algs[0]
     out: dict[str, Any] = {"seconds": seconds, "rounds": rounds, "cpus": os.cpu_count(), "event_loop": loop_name()}
+    out["alg"] = primary
     out["load_generator"] = {"name": "wrk", "path": tools["wrk"], "threads": threads,
                              "connections": connections, "requests": "prepared in init(), one per token"}  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="verifier-bench-") as tmp, ExitStack() as stack:
-        bench = _Bench(stack, Path(tmp), load, seconds, tools["redis-server"])
-        warm_file, _ = bench.requests("warm", 1)  # every request of every phase has this size
+        bench = _Bench(stack, Path(tmp), load, seconds, tools["redis-server"], algs=list(algs))
+        warm_file, _ = bench.requests("warm", 1, primary)  # every request of every phase has this size
         bench.scan_once(warm_file)  # so that every warm request is a re-scan
         empty_url = f"http://127.0.0.1:{bench.empty_app(stack)}"
-        runs: dict[str, list[Any]] = {"a": [], "b": [], "c": [], "cold": [], "warm": []}
+        runs: dict[str, list[Any]] = {"a": [], "c": [], "warm": []}
+        verified: dict[str, list[float]] = {alg: [] for alg in algs}
+        cold_runs: dict[str, list[dict[str, Any]]] = {alg: [] for alg in algs}
         rss_cold: list[procs.RssSampler] = []
         rss_warm: list[procs.RssSampler] = []
         memory_before = bench.redis_memory()
         for turn in range(rounds):
-            runs["b"].append(bench.verify_rate())
+            for alg in algs:
+                verified[alg].append(bench.verify_rate(alg))
             runs["a"].append(bench_wrk.run(load, f"{empty_url}/empty", warm_file, seconds=seconds, once=False))
             if turn == 0:  # a and c together, once: the composite model's cross-check
                 cross = bench_wrk.run(load, f"{empty_url}/redis", warm_file, seconds=seconds, once=False)
             runs["c"].append(bench.redis_rate())
-            # Cold: every token new.
-            ceiling, _ = report.composite_ceilings(runs["a"][-1]["rps"], runs["b"][-1], runs["c"][-1])
-            expected = max([ceiling, *(r["rps"] for r in runs["cold"])])
-            count = cold_tokens or report.tokens_for(expected, seconds)
-            with procs.RssSampler(bench.service.pid) as rss:
-                runs["cold"].append(bench.fresh_phase(f"cold{turn}", count))
-            rss_cold.append(rss)
+            a, c = runs["a"][-1]["rps"], runs["c"][-1]
+            rss_cold.append(_cold_turn(bench, turn, a=a, c=c, verified=verified, runs=cold_runs, tokens=cold_tokens))
             # Warm: the same counter re-scans one token it has scanned.
             with procs.RssSampler(bench.service.pid) as rss:
                 runs["warm"].append(bench.phase(warm_file, once=False))
             rss_warm.append(rss)
-        out["ceilings"] = report.ceilings(runs["a"], runs["b"], runs["c"], cross)
-        out["cold"], out["warm"] = cold, _ = report.median_run(runs["cold"]), report.median_run(runs["warm"])
+        out["ceilings"] = report.ceilings(runs["a"], verified[primary], runs["c"], cross)
+        out["cold"], out["warm"] = cold, _ = report.median_run(cold_runs[primary]), report.median_run(runs["warm"])
+        out["algorithms"] = {alg: report.algorithm(out["ceilings"], verified[alg], cold_runs[alg]) for alg in algs}
         # Latency at half the cold throughput, paced, with tokens nobody has shown yet.
         rate = max(1.0, cold["rps"] / 2)
         paced_seconds, paced_conns = 2.0 * seconds, max(connections, 64)
-        paced = bench.fresh_phase("paced", report.tokens_for(rate, paced_seconds), rate=rate,
+        paced = bench.fresh_phase("paced", report.tokens_for(rate, paced_seconds), primary, rate=rate,
                                   connections=paced_conns, seconds=paced_seconds)  # fmt: skip
         out["paced"] = {**paced, "target_rps": round(rate, 1)}
         fill = max(0, memory_scans - bench.new_scans)
         if fill:  # more cold scans, only to weigh them in Redis, until they run out
             # a few more than missing: what is in flight as wrk's threads stop may never reach the service
-            fill_file, fill = bench.requests("fill", fill + connections)
+            fill_file, fill = bench.requests("fill", fill + connections, primary)
             bench.phase(fill_file, once=True, seconds=math.ceil(fill / max(1.0, cold["rps"]) * 1.2))
         memory_after, scans = bench.redis_memory(), bench.new_scans
         out["memory"] = {
@@ -230,16 +243,38 @@ def run_bench(
         }
         out["tokens"] = {
             "minted": bench.minted,
-            "cold": [r["tokens"] for r in runs["cold"]],
+            "cold": [r["tokens"] for r in cold_runs[primary]],
             "paced": paced["tokens"],
             "memory_fill": fill,
             "reruns": bench.reruns,
-            "ran_out": report.ran_out(runs["cold"], paced),
+            "ran_out": report.ran_out(cold_runs, paced),
         }
         out["scale_out"] = _scale_out(bench, warm_file, max(1.0, seconds))
     out["ratios"] = report.ratios(out)
     out["p99_target_ms"] = P99_TARGET_MS
     return out
+
+
+def _cold_turn(
+    bench: _Bench,
+    turn: int,
+    *,
+    a: float,
+    c: float,
+    verified: dict[str, list[float]],
+    runs: dict[str, list[dict[str, Any]]],
+    tokens: int | None,
+) -> procs.RssSampler:
+    """One round's cold phases, every token new, for each algorithm in turn (``tokens`` each, or as many
+    as its own composite ceiling calls for); the worker's memory over the first algorithm's phase."""
+    sampled = []
+    for alg, cold in runs.items():
+        ceiling, _ = report.composite_ceilings(a, verified[alg][-1], c)
+        count = tokens or report.tokens_for(max([ceiling, *(r["rps"] for r in cold)]), bench.seconds)
+        with procs.RssSampler(bench.service.pid) as rss:
+            cold.append(bench.fresh_phase(f"cold-{alg}-{turn}", count, alg))
+        sampled.append(rss)
+    return sampled[0]
 
 
 def _scale_out(bench: _Bench, warm_file: Path, seconds: float) -> dict[str, Any]:
@@ -278,6 +313,7 @@ def _command(args: argparse.Namespace) -> int:
         connections=args.connections,
         memory_scans=args.memory_scans,
         cold_tokens=args.cold_tokens,
+        algs=tuple(dict.fromkeys(args.alg or ["ES256"])),
     )
     if args.json:
         print(json.dumps(result, indent=2, ensure_ascii=False))
@@ -299,5 +335,11 @@ def register(sub: Any) -> None:
     p.add_argument("--connections", type=int, default=32, help="wrk connections (default 32)")
     p.add_argument("--memory-scans", type=int, default=10_000, help="cold scans at least, to weigh in Redis")
     p.add_argument("--cold-tokens", type=int, help="fresh tokens per cold phase (default: from the ceilings)")
+    p.add_argument(
+        "--alg",
+        action="append",
+        choices=ALGS,
+        help="signature algorithm of the tokens (default ES256); repeat it to measure several side by side",
+    )
     p.add_argument("--json", action="store_true", help="print every figure as JSON")
     p.set_defaults(func=_command)
