@@ -69,6 +69,19 @@ def test_an_sm2_private_key_is_kept_as_a_jwk_for_its_owner_only(catalogue: Catal
     assert ALGORITHMS["SM2"].verify(b"data", published.public_key, again.sign(b"data"))
 
 
+def test_a_withdrawn_sm2_key_is_unpublished_and_its_file_destroyed(catalogue: Catalogue, tmp_path: Path) -> None:
+    """Withdrawing an SM2 key removes it from the JWKS and deletes its keys/<kid>.jwk; the unit signs with
+    its older key again."""
+    store = KeyStore(catalogue.units.values(), tmp_path)
+    key = store.rotate("cq-lib", alg="SM2", now=NOW)
+    path = tmp_path / "keys" / f"{key.kid}.jwk"
+    assert path.exists()
+    store.withdraw(key.kid, now=NOW)
+    assert not path.exists()
+    assert key.kid not in store.trust_list(NOW).keys
+    assert store.keyring(NOW).signing_key("cq-lib", NOW).alg == "ES256"
+
+
 def test_a_damaged_sm2_key_file_is_a_key_store_error(catalogue: Catalogue, tmp_path: Path) -> None:
     """An SM2 key file that is not a JWK any more is reported with the state's path, not as a crash."""
     store = KeyStore(catalogue.units.values(), tmp_path)

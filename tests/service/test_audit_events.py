@@ -14,6 +14,7 @@ from tests.service.desk import NOTARY_2, Desk
 from verifier.adapters.memory_store import MemoryStore
 from verifier.adapters.redis_store import RedisStore
 from verifier.core.identity import SHARD_TAGS
+from verifier.issuer.mint import citizen_id
 from verifier.service.ports import AuditEvent, ScanStore, audit_event_from_stream
 
 
@@ -40,7 +41,7 @@ async def test_every_answer_has_its_event(scene: Scene, store: ScanStore) -> Non
     clerk (cached), another serial number (ALREADY_USED_HERE), another counter (REPLAYED), junk (not stored),
     and the cached acceptance once the licence is revoked (REVOKED)."""
     desk = Desk(scene, store)
-    number = "510104907777"
+    number = citizen_id(907_777)
     token = scene.driving_licence("SC", licence_no=number, holder="欧阳娜娜")
     answers = [
         await desk.scan(token, operator="clerk-1", serial_no="YW-1", item=None),

@@ -14,6 +14,7 @@ from tests.service.desk import NOTARY_2, Desk, SwappableTrust
 from verifier.core.identity import SHARD_TAGS
 from verifier.core.stats import stats_document
 from verifier.errors import RateLimitedError, TrustNotLoadedError
+from verifier.issuer.mint import citizen_id
 from verifier.service.ports import ScanStore
 from verifier.service.scan import ScanResult
 
@@ -102,7 +103,7 @@ async def test_restore_undoes_a_revoked_answer_and_get_shows_the_state_now(scene
     """An accepted scan shown again after its licence is revoked says REVOKED (a re-scan and GET alike); a code
     answered REVOKED is decided anew once the licence is restored."""
     desk = Desk(scene, store)
-    number = "510104901234"
+    number = citizen_id(901_234)
     accepted = await desk.scan(scene.driving_licence("SC", licence_no=number))
     await desk.service.revoke("driving-licence", "SC", number, reason="lost")
     shown = await desk.service.get_scan(accepted.record.scan_id)
@@ -122,7 +123,7 @@ async def test_statistics_count_every_answer_given(scene: Scene, store: ScanStor
     """The statistics equal what counters saw: first scans and re-scans, cached REVOKED answers as REVOKED,
     unverified tokens; re-scans also counted apart."""
     desk = Desk(scene, store)
-    number = "510104905678"
+    number = citizen_id(905_678)
     token = scene.driving_licence("SC", licence_no=number)
     answers = [await desk.scan(token), await desk.scan(token)]  # accepted, then the cached acceptance
     await desk.service.revoke("driving-licence", "SC", number, reason="lost")
@@ -157,7 +158,7 @@ async def test_scan_ids_say_nothing_of_the_licence(scene: Scene, store: ScanStor
     """A scan id is one of sixteen shard tags and random text: two scans of one licence at two counters share
     nothing a reader could use to link them beyond that tag."""
     desk = Desk(scene, store)
-    number = "510104909999"
+    number = citizen_id(909_999)
     one = await desk.scan(scene.driving_licence("SC", licence_no=number))
     two = await desk.scan(scene.driving_licence("SC", licence_no=number), counter=NOTARY_2)
     tag, _, rest = one.record.scan_id.partition("-")

@@ -15,6 +15,7 @@ from tests.scenes import Scene
 from tests.service.desk import NOTARY_2, Desk
 from verifier.adapters.redis_store import RedisStore
 from verifier.core.identity import SHARD_TAGS
+from verifier.issuer.mint import citizen_id
 
 pytestmark = pytest.mark.redis
 
@@ -47,7 +48,7 @@ async def test_nothing_in_redis_names_a_licence_or_its_holder(scene: Scene, own_
     anywhere in Redis afterwards (the masked view keeps the first three and last two characters only)."""
     store = RedisStore.from_url(own_redis.url)
     desk = Desk(scene, store)
-    shown = [("510104908001", "欧阳娜娜"), ("510104908002", "司马相如"), ("510104908003", "诸葛亮")]
+    shown = [(citizen_id(908_001), "欧阳娜娜"), (citizen_id(908_002), "司马相如"), (citizen_id(908_003), "诸葛亮")]
     tokens = [scene.driving_licence("SC", licence_no=number, holder=name) for number, name in shown]
     try:
         for token in tokens:
@@ -80,7 +81,9 @@ async def test_a_scan_id_is_a_shard_and_chance(scene: Scene, own_redis: RedisSer
     desk = Desk(scene, store)
     try:
         ids = [
-            (await desk.scan(scene.driving_licence("SC", licence_no="510104908009"), counter=counter)).record.scan_id
+            (
+                await desk.scan(scene.driving_licence("SC", licence_no=citizen_id(908_009)), counter=counter)
+            ).record.scan_id
             for counter in ("cq-notary-zhixin-01", "cq-notary-yubei-01")
         ]
     finally:
