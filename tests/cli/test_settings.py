@@ -24,6 +24,7 @@ from tests.redis_server import RedisServer, free_port
 from tests.scenes import Scene
 from verifier.cli.main import build_parser, main
 from verifier.cli.settings_table import SETTINGS, Setting, markdown_table, settings_fields, settings_from
+from verifier.issuer.mint import citizen_id
 from verifier.service.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -293,8 +294,9 @@ async def test_revoke_reads_the_redis_url_variable(
     `verifier serve` reads it: the licence's next scan there is REVOKED."""
     client = await aiohttp_client(scene.app(Settings(redis_url=redis_server.url)))
     monkeypatch.setenv("VERIFIER_REDIS_URL", redis_server.url)
-    revoke = ["revoke", "--type", "driving-licence", "--province", "SC", "--licence-no", "51010099"]
+    number = citizen_id(99)  # a driving licence's number is its holder's citizen ID number
+    revoke = ["revoke", "--type", "driving-licence", "--province", "SC", "--licence-no", number]
     assert await asyncio.to_thread(main, revoke) == 0
-    body = {"token": scene.driving_licence("SC", licence_no="51010099"), "scenario": "notary-driving-licence"}
+    body = {"token": scene.driving_licence("SC", licence_no=number), "scenario": "notary-driving-licence"}
     response = await client.post("/v1/scans", json=body, headers=scene.auth("cq-notary-zhixin-01"))
     assert [r["code"] for r in (await response.json())["reasons"]] == ["REVOKED"]
