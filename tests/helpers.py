@@ -13,6 +13,8 @@ from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient
 from pytest_aiohttp import AiohttpClient, AiohttpServer
 
+from verifier.web.problems import is_bilingual
+
 PROBLEM = "application/problem+json"
 
 Client: TypeAlias = TestClient[web.Request, web.Application]
@@ -27,7 +29,8 @@ ServerFactory: TypeAlias = AiohttpServer
 
 async def assert_problem(response: ClientResponse, status: int, *named: str) -> dict[str, Any]:
     """Check a problem answer — its status, its content type, no traceback in it, the members every problem
-    has, its ``status`` member, and that its detail names each of ``named`` — and return its body."""
+    has, its ``status`` member, its title and detail in Chinese and English, and that its detail names each
+    of ``named`` — and return its body."""
     text = await response.text()
     assert response.status == status, text
     assert response.content_type == PROBLEM
@@ -35,6 +38,8 @@ async def assert_problem(response: ClientResponse, status: int, *named: str) -> 
     body: dict[str, Any] = json.loads(text)
     assert body["status"] == status
     assert {"type", "title", "detail"} <= body.keys()
+    assert is_bilingual(body["title"]), body["title"]
+    assert is_bilingual(body["detail"]), body["detail"]
     for word in named:
         assert word in body["detail"], body["detail"]
     return body

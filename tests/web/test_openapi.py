@@ -492,7 +492,8 @@ def test_examples_match_their_schemas() -> None:
 
 
 def test_the_schemas_have_teeth() -> None:
-    """A decision with an extra member, an accepted one with reasons, or a problem with an extra member fails."""
+    """A decision with an extra member, an accepted one with reasons, or a problem with an extra member or a detail
+    in one language only fails."""
     example = SPEC["paths"]["/v1/scans"]["post"]["responses"]["200"]["content"]["application/json"]["examples"]
     accepted = example["accepted"]["value"]
     decision = _pointer("components", "schemas", "Decision")
@@ -504,9 +505,13 @@ def test_the_schemas_have_teeth() -> None:
     assert _errors(decision, {**accepted, "checked_at": "yesterday"})
     assert _errors(decision, {**accepted, "licence": {**accepted["licence"], "licence_no_full": "510100123456"}})
     problem = _pointer("components", "schemas", "Problem")
-    base = {"type": "https://cy-licence.example/problems/not-found", "title": "t", "status": 404, "detail": "d"}
+    base = {"type": "https://cy-licence.example/problems/not-found", "title": "未找到 / Not found", "status": 404,
+            "detail": "没有这个地址 / no such path"}  # fmt: skip
     assert _errors(problem, base) == []
     assert _errors(problem, {**base, "trace": "Traceback"})
+    assert _errors(problem, {**base, "detail": "no such path"})
+    assert _errors(problem, {**base, "detail": "没有这个地址"})
+    assert _errors(problem, {**base, "title": "Not found"})
 
 
 async def test_routes_are_exactly_the_documented_operations(api: Api) -> None:

@@ -53,6 +53,16 @@ async def test_page_is_html_with_the_policy(client: Client, path: str) -> None:
 
 
 @pytest.mark.parametrize("path", PAGES)
+async def test_sign_in_says_log_in_not_check_in(client: Client, path: str) -> None:
+    """Each page's sign-in button says 登录 (log in), with Sign in in English; 签到 (check in) appears nowhere,
+    nor in the scripts that say the key stopped working."""
+    html = await (await client.get(path)).text()
+    assert '<button type="submit" data-en="Sign in">登录</button>' in html
+    assert "签到" not in html
+    assert not [p.name for p in STATIC.rglob("*.js") if "签到" in p.read_text(encoding="utf-8")]
+
+
+@pytest.mark.parametrize("path", PAGES)
 async def test_page_has_nothing_inline(client: Client, path: str) -> None:
     """No inline script, style or event handler: the only script without src is inert JSON data."""
     html = await (await client.get(path)).text()

@@ -23,7 +23,7 @@ from verifier.core.catalogue import PROVINCES, Catalogue
 from verifier.errors import MintRefusedError, VerifierError
 from verifier.issuer.keys import KeyRing, KeyStore
 from verifier.issuer.mint import mint
-from verifier.web.problems import ProblemError, problem
+from verifier.web.problems import ProblemError, halves, http_problem, problem
 
 CATALOGUE = web.AppKey("issuer_catalogue", Catalogue)
 KEYS = web.AppKey("issuer_keys", KeyStore)
@@ -80,7 +80,8 @@ async def _presentations(request: web.Request) -> web.Response:
     try:
         minted = mint(request.app[CATALOGUE], request.app[KEYS].keyring(now), now=now, **options)
     except MintRefusedError as exc:
-        raise ProblemError(422, str(exc), field=exc.field, allowed=list(exc.allowed)) from None
+        zh, en = halves(str(exc), "签发方拒绝签发")  # the issuer's refusals say both: "中文 / English"
+        raise ProblemError(422, zh, en, field=exc.field, allowed=list(exc.allowed)) from None
     answer = {"token": minted.token, "claims": minted.claims, "expires_at": minted.expires_at}
     return web.json_response({**answer, "kid": minted.kid, "size": minted.size}, dumps=_dumps)
 
@@ -89,34 +90,42 @@ async def _json_body(request: web.Request) -> dict[str, Any]:
     try:
         body = json.loads(await request.read())
     except (ValueError, UnicodeDecodeError):
-        raise _malformed("body", "the body is not valid JSON") from None
+        raise _malformed("body", "请求体不是有效的 JSON", "the body is not valid JSON") from None
     if not isinstance(body, dict):
-        raise _malformed("body", "the body must be a JSON object")
+        raise _malformed("body", "请求体须为 JSON 对象", "the body must be a JSON object")
     return body
 
 
 def _options(body: dict[str, Any]) -> dict[str, Any]:
     unknown = sorted(set(body) - set(_FIELDS))
     if unknown:
-        raise _malformed(unknown[0], f"unknown field {unknown[0]!r}; fields are {', '.join(_FIELDS)}")
+        fields = ", ".join(_FIELDS)
+        raise _malformed(
+            unknown[0], f"没有字段 {unknown[0]!r}，可用：{fields}", f"unknown field {unknown[0]!r}; fields are {fields}"
+        )
     options: dict[str, Any] = {}
     for name, (keyword, kind, required) in _FIELDS.items():
         if name not in body:
             if required:
-                raise _malformed(name, f"field {name!r} is required")
+                raise _malformed(name, f"缺少字段 {name!r}", f"field {name!r} is required")
             continue
         value = body[name]
         if type(value) is not kind or (isinstance(value, dict) and not all(isinstance(v, str) for v in value.values())):
-            raise _malformed(name, f"field {name!r} must be {_JSON_NAMES[kind]}")
+            zh, en = _JSON_NAMES[kind]
+            raise _malformed(name, f"字段 {name!r} 须为{zh}", f"field {name!r} must be {en}")
         options[keyword] = value
     return options
 
 
-_JSON_NAMES = {str: "a string", int: "an integer", dict: "an object of strings"}
+_JSON_NAMES = {
+    str: ("字符串", "a string"),
+    int: ("整数", "an integer"),
+    dict: ("字符串组成的对象", "an object of strings"),
+}
 
 
-def _malformed(field: str, detail: str) -> ProblemError:
-    return ProblemError(400, detail, field=field)
+def _malformed(field: str, zh: str, en: str) -> ProblemError:
+    return ProblemError(400, zh, en, field=field)
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -131,10 +140,9 @@ async def _problems(request: web.Request, handler: Handler) -> web.StreamRespons
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        allow = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
-        return problem(exc.status, exc.reason or exc.text or "", headers=allow)
+        return http_problem(exc)
     except VerifierError as exc:
-        return problem(500, f"[{exc.code}] {exc}")
+        return problem(500, f"签发方内部错误 / [{exc.code}] {exc}")
 
 
 def _dumps(value: Any) -> str:

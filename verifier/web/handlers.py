@@ -30,7 +30,7 @@ from verifier.web.edge import (
     unavailable,
 )
 from verifier.web.logsink import scan_lines
-from verifier.web.problems import ProblemError
+from verifier.web.problems import ProblemError, finding_zh, findings_detail
 
 log = logging.getLogger("verifier")
 _FIELD_MAX = 64  # serial numbers, operator ids, licence numbers
@@ -50,7 +50,13 @@ async def post_scan(request: web.Request) -> web.Response:
     operator = optional_field(body, "operator", _FIELD_MAX)
     service = request.app[appkeys.SERVICE]
     if scenario not in service.catalogue.scenarios:
-        raise ProblemError(422, f"unknown scenario {scenario!r}", field="scenario", allowed=list(counter.scenarios))
+        raise ProblemError(
+            422,
+            f"没有业务场景 {scenario!r}",
+            f"unknown scenario {scenario!r}",
+            field="scenario",
+            allowed=list(counter.scenarios),
+        )
     item = _scan_item(body, scenario, service.catalogue)
     result = await service.scan(counter, token, scenario, operator=operator, serial_no=serial_no, item=item)
     elapsed = time.perf_counter() - started
@@ -136,7 +142,7 @@ async def get_scan(request: web.Request) -> web.Response:
     counter = counter_of(request)
     record = await request.app[appkeys.SERVICE].get_scan(request.match_info["scan_id"])
     if record is None or record.counter != counter.id:
-        raise ProblemError(404, "no such scan for this counter")
+        raise ProblemError(404, "本窗口没有这次核验", "no such scan for this counter")
     return json_response(scan_document(ScanResult(record, False, "-", "-")))
 
 
@@ -151,13 +157,19 @@ async def post_revocation(request: web.Request) -> web.Response:
     reason = optional_field(body, "reason", 200) or ""
     restore = body.get("restore", False)
     if not isinstance(restore, bool):
-        raise ProblemError(400, "field 'restore' must be a boolean", field="restore")
+        raise ProblemError(400, "字段 'restore' 须为布尔值", "field 'restore' must be a boolean", field="restore")
     if licence_type not in service.catalogue.licences:
         raise ProblemError(
-            422, f"unknown licence type {licence_type!r}", field="type", allowed=sorted(service.catalogue.licences)
+            422,
+            f"没有证照类型 {licence_type!r}",
+            f"unknown licence type {licence_type!r}",
+            field="type",
+            allowed=sorted(service.catalogue.licences),
         )
     if province not in PROVINCES:
-        raise ProblemError(422, f"unknown province {province!r}", field="province", allowed=list(PROVINCES))
+        raise ProblemError(
+            422, f"没有省份 {province!r}", f"unknown province {province!r}", field="province", allowed=list(PROVINCES)
+        )
     await service.revoke(licence_type, province, licence_no, reason=reason, restore=restore)
     log.info(json.dumps({"event": "revocation", "type": licence_type, "province": province, "restore": restore}))
     return json_response(
@@ -191,8 +203,11 @@ async def readyz(request: web.Request) -> web.Response:
     that fails (``checks``: check and detail)."""
     ready = await request.app[appkeys.SERVICE].ready()
     if ready.problems:
-        failing = unavailable("; ".join(f.detail for f in ready.problems), request.app[appkeys.SETTINGS])
-        failing.extra["checks"] = [{"check": f.check, "detail": f.detail} for f in ready.problems]
+        zh, en = findings_detail(ready.problems)
+        failing = unavailable(f"未就绪：{zh}", f"not ready: {en}", request.app[appkeys.SETTINGS])
+        failing.extra["checks"] = [
+            {"check": f.check, "detail": f"{finding_zh(f)} / {f.detail}"} for f in ready.problems
+        ]
         raise failing
     return json_response({"status": "ready", "keys": ready.keys, "store": ready.store})
 

@@ -43,7 +43,7 @@ _SIGNIN = """<section id="signin" class="panel signin">
 <input id="key" name="key" type="password" required autocomplete="off" spellcheck="false"
  aria-describedby="key-help signin-error">
 <p id="key-help" class="help" data-en="{help_en}">{help}</p>
-<button type="submit" data-en="Sign in">签到</button>
+<button type="submit" data-en="Sign in">登录</button>
 <p id="signin-error" class="error" role="alert"></p>
 </form>
 </section>"""
@@ -126,7 +126,7 @@ _CONSOLE = """<main id="main">
 async def console(request: web.Request) -> web.Response:
     """GET /console: the counter console."""
     signin = _SIGNIN.format(
-        heading="窗口签到",
+        heading="窗口登录",
         heading_en="Counter sign-in",
         label="窗口密钥",
         label_en="Counter API key",
@@ -243,7 +243,7 @@ def _static_handler(root: Path) -> Callable[[web.Request], Awaitable[web.FileRes
         """GET /static/{name}: a script, stylesheet or licence file shipped with the pages."""
         path = files.get(request.match_info["name"])
         if path is None:
-            raise ProblemError(404, "no such file")
+            raise ProblemError(404, "没有这个文件", "no such file")
         content_type = _TYPES.get(path.suffix, "text/plain; charset=utf-8")
         return web.FileResponse(path, headers={**_PAGE_HEADERS, "Content-Type": content_type})
 

@@ -122,7 +122,7 @@ export function signIn({ storageKey, mainId, check, ready }) {
       document.getElementById("who").hidden = true;
       signout.hidden = true;
       section.hidden = false;
-      bi(error, "密钥已失效或已更换，请重新签到", "The key is no longer valid; please sign in again");
+      bi(error, "密钥已失效或已更换，请重新登录", "The key is no longer valid; please sign in again");
       input.focus();
     },
   };
