@@ -9,7 +9,8 @@ VerifierError                      VERIFIER_ERROR     the root; ``code`` is a st
 ├── KeyStoreError                  KEY_STORE          the issuer's key state cannot be read or written
 ├── TokenMalformedError            TOKEN_MALFORMED    not a compact JWS of our kind; ``reason`` is the decision's code
 ├── StoreUnavailableError          STORE_UNAVAILABLE  the state store cannot be reached or written now (HTTP 503)
-│   └── StoreUnsafeError           STORE_UNSAFE       it answers, but cannot guarantee one-time use now (HTTP 503)
+│   ├── StoreUnsafeError           STORE_UNSAFE       it answers, but cannot guarantee one-time use now (HTTP 503)
+│   └── StoreMisconfiguredError    STORE_MISCONFIGURED  it refuses the URL's set-up (a database it lacks, HTTP 503)
 ├── TrustNotLoadedError            TRUST_NOT_LOADED   no trust list loaded yet: nothing can be verified (HTTP 503)
 ├── RateLimitedError               RATE_LIMITED       a counter posts faster than its rate; ``retry_after`` s (HTTP 429)
 └── ProblemError                   HTTP_PROBLEM       a request answered with problem+json (verifier.web.problems)
@@ -111,6 +112,14 @@ class StoreUnsafeError(StoreUnavailableError):
     def __init__(self, findings: tuple[Finding, ...]) -> None:
         self.findings = findings
         super().__init__("无法保证一次一验 / cannot guarantee one-time use: " + "; ".join(f.detail for f in findings))
+
+
+class StoreMisconfiguredError(StoreUnavailableError):
+    """The store answers but refuses the connection's set-up as the URL asks it (``SELECT`` of a database it
+    does not have): a configuration error. ``verifier serve`` refuses to start on it (exit 2); a running
+    service answers 503 and names it at ``/readyz`` until the store accepts the set-up."""
+
+    code = "STORE_MISCONFIGURED"
 
 
 class TrustNotLoadedError(VerifierError):

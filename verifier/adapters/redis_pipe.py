@@ -47,6 +47,7 @@ from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from verifier.adapters.redis_urls import parse_hosts_url
+from verifier.errors import StoreMisconfiguredError
 
 # Past this many bytes not yet taken by the socket, a call waits for the write buffer to drain
 # (Redis too slow, or frozen until the deadline drops the connection); below it no call awaits a drain.
@@ -262,6 +263,11 @@ class RedisPipe:
                     await conn.connect()  # type: ignore[no-untyped-call]
             except TimeoutError as exc:  # builtin; redis-py's own TimeoutError is a RedisError
                 raise RedisTimeoutError(f"Timeout connecting to Redis ({self._connect_timeout} s)") from exc
+            except ResponseError as exc:  # the handshake refused as the URL asks it: a database Redis does not have
+                raise StoreMisconfiguredError(
+                    f"Redis 拒绝了连接设置（{exc}），请检查 --redis-url 中的数据库编号"
+                    f" / Redis refused the connection's set-up ({exc}): check the database number in --redis-url"
+                ) from exc
             # redis-py's private _writer (the one such use; redis is capped in pyproject.toml): its transport is
             # written to directly, since send_command awaits a drain per call.
             writer = conn._writer  # noqa: SLF001
