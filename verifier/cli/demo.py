@@ -179,7 +179,7 @@ def _print(results: list[dict[str, Any]], stats: dict[str, Any], as_json: bool, 
         for reason in r["body"].get("reasons", []):
             if reason["code"] not in seen:
                 seen.add(reason["code"])
-                print(f"  {reason['code']}: {reason['message_zh']} / {reason['message_en']}")
+                print(texttable.paragraph(f"  {reason['code']}: {reason['message_zh']} / {reason['message_en']}"))
     total = stats["total"]
     print(
         f"\n核验统计 stats: {total['scans']} scans, {total['accepted']} accepted, {total['rejected']} rejected, {stats['rescans']} re-scans."
