@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from verifier.cli.main import main
-from verifier.cli.texttable import width
+from verifier.cli.texttable import MAX_WIDTH, width
 from verifier.core.catalogue import Catalogue
 
 DATA = Path(__file__).resolve().parents[2] / "data"
@@ -57,18 +57,26 @@ def _cells(line: str, starts: list[int]) -> list[str]:
 
 
 def _assert_aligned(table: list[str]) -> list[list[str]]:
-    """Every line starts its cells at the rule's columns and each rule segment is as wide as its widest cell."""
-    header, rule, *rows = table
+    """Every line starts its cells at the rule's columns, no cell is wider than its rule segment and the header
+    fills none beyond it; the rows come back whole, a wrapped cell's lines joined (a row's further lines
+    leave its first cell empty)."""
+    header, rule, *lines = table
     assert set(rule) <= {"─", " "}
     starts = _starts(rule)
-    for line in (header, *rows):
-        assert _starts(line) == starts, line
-    cells = [_cells(line, starts) for line in (header, *rows)]
+    assert _starts(header) == starts, header
     segments = rule.split("  ")
     assert len(segments) == len(starts)
-    for j, segment in enumerate(segments):
-        assert width(segment) == max(width(row[j]) for row in cells), cells[0][j]
-    return cells
+    rows: list[list[str]] = []
+    for line in (header, *lines):
+        assert set(_starts(line)) <= set(starts), line
+        cells = _cells(line, starts)
+        for j, cell in enumerate(cells):
+            assert width(cell) <= width(segments[j]), (cell, segments[j])
+        if cells[0] or not rows:
+            rows.append(cells)
+        else:
+            rows[-1] = [whole + more for whole, more in zip(rows[-1], cells, strict=True)]
+    return rows
 
 
 # ---- verifier catalogue --json ----
@@ -144,16 +152,55 @@ def test_catalogue_table_columns_align(capsys: pytest.CaptureFixture[str]) -> No
     assert code == 0
     table = out.split("\n\n", 1)[0].splitlines()
     header, *rows = _assert_aligned(table)
-    assert header == ["序号", "code", "电子证照名称", "签发单位", "亮证渠道", "应用场景", "试点范围", "可互认"]
+    assert header == ["序号", "code", "电子证照名称", "亮证渠道 app (--channel)", "应用场景 scenarios", "可互认"]
     assert [r[0] for r in rows] == [str(s) for s in range(1, 20)]
     assert [int(r[0]) for r in rows if r[-1] == "否 no"] == INCOMPLETE
     assert width(table[0]) == width(table[1])
 
 
-def test_catalogue_table_ends_with_completeness(capsys: pytest.CaptureFixture[str]) -> None:
-    """After the table come the completeness totals and one line per row with lost or inferred cells."""
+def test_catalogue_table_shows_each_app_with_the_code_channel_takes(
+    capsys: pytest.CaptureFixture[str], catalogue: Catalogue
+) -> None:
+    """Each app in the table has beside its name the code `issuer mint --channel` takes, and the apps are listed
+    with their codes under it."""
     _, out, _ = _run(capsys, "catalogue")
-    tail = out.rstrip("\n").split("\n\n")[-1].splitlines()
+    table, apps = out.split("\n\n")[:2]
+    _, *rows = _assert_aligned(table.splitlines())
+    assert rows[0][3] == "交管12123\u00a0jiaoguan-12123"
+    assert rows[1][3] == "天府通办\u00a0tianfu-tongban、渝快办\u00a0yukuaiban"
+    assert apps.startswith("亮证渠道 apps (--channel): ")
+    for channel in catalogue.channels.values():
+        assert f"{channel.code}\u00a0{channel.name_zh}" in apps.replace("\n    ", ""), channel.code
+
+
+def test_catalogue_wide_adds_issuing_units_and_pilot_scope_a_row_a_line(capsys: pytest.CaptureFixture[str]) -> None:
+    """`catalogue --wide` adds the issuing units and the pilot scope, each row on one line."""
+    _, out, _ = _run(capsys, "catalogue", "--wide")
+    table = out.split("\n\n", 1)[0].splitlines()
+    header, *rows = _assert_aligned(table)
+    assert header[4:6] == ["签发单位", "试点范围"]
+    assert len(table) == 2 + 19
+    assert rows[0][4] == "四川省公安厅、重庆市公安局"
+
+
+@pytest.mark.parametrize("argv", [["catalogue"], ["counters"], ["demo"], ["issuer", "keys"]], ids=" ".join)
+def test_every_table_fits_120_columns(
+    capsys: pytest.CaptureFixture[str], argv: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The catalogue, the counters, the demo and the issuer's keys print no line wider than 120 terminal columns
+    (a Chinese character takes two)."""
+    monkeypatch.setenv("VERIFIER_STATE_DIR", str(tmp_path / "state"))
+    code, out, _ = _run(capsys, *argv)
+    assert code == 0
+    widest = max(out.splitlines(), key=width)
+    assert width(widest) <= MAX_WIDTH, widest
+
+
+def test_catalogue_table_ends_with_completeness(capsys: pytest.CaptureFixture[str]) -> None:
+    """After the table come the completeness totals and one line per row with lost or inferred cells (wrapped
+    past 120 columns, its further lines indented)."""
+    _, out, _ = _run(capsys, "catalogue")
+    tail = out.rstrip("\n").split("\n\n")[-1].replace("\n      ", " ").splitlines()
     assert tail[0].startswith("完整度 completeness: 13/19 rows fully specified")
     lines = [
         re.fullmatch(r"  序号 +(\d+) \(([a-z0-9-]+)\): (.+) — (not yet recognised|recognised)", t) for t in tail[1:]
@@ -190,7 +237,7 @@ def test_counters_table_lists_every_counter(capsys: pytest.CaptureFixture[str], 
     table, total = out.rstrip("\n").split("\n\n")
     _, *rows = _assert_aligned(table.splitlines())
     assert [r[0] for r in rows] == list(catalogue.counters)
-    assert total == f"{len(catalogue.counters)} counters."
+    assert total == f"共 {len(catalogue.counters)} 个窗口 / {len(catalogue.counters)} counters."
 
 
 # ---- broken data ----

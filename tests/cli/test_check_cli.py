@@ -147,7 +147,8 @@ def test_unknown_counter_or_scenario_exits_2(tmp_path: Path, counter: str, scena
     assert done.returncode == 2
     assert done.stdout == ""
     assert named in done.stderr
-    assert done.stderr.startswith("error: ")
+    assert done.stderr.startswith("verifier check: 错误 error: ")
+    assert done.stderr.count("\n") == 1
 
 
 def test_unknown_scenario_message_lists_what_the_counter_handles(tmp_path: Path) -> None:

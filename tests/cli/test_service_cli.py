@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -90,6 +91,22 @@ def test_serve_decides_scans_from_a_fresh_state(
     assert sorted((e["scan_id"], e["decision"]) for e in logged) == sorted(
         [(first["scan_id"], "accepted"), (second["scan_id"], "rejected")]
     )
+
+
+@pytest.mark.parametrize("command", [["serve"], ["issuer", "serve"]], ids=" ".join)
+def test_listening_is_said_once_the_port_is_bound(state: dict[str, str], command: list[str]) -> None:
+    """`serve` and `issuer serve` say "listening" only once the port takes connections: a connection made the
+    moment the line appears, without a retry, is accepted."""
+    port = free_port()
+    argv = [sys.executable, "-m", "verifier", *command, "--port", str(port)]
+    with subprocess.Popen(argv, env=state, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True) as process:
+        try:
+            assert process.stdout is not None
+            line = process.stdout.readline()
+            assert "listening" in line, line
+            socket.create_connection(("127.0.0.1", port), timeout=5).close()
+        finally:
+            process.terminate()
 
 
 def test_serve_refuses_workers_without_redis(state: dict[str, str]) -> None:

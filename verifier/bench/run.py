@@ -300,7 +300,20 @@ def _scale_out(bench: _Bench, warm_file: Path, seconds: float) -> dict[str, Any]
     }
 
 
+def _check_arguments(args: argparse.Namespace) -> None:
+    """Numbers a run cannot be made with, refused before anything starts."""
+    least = {"seconds": 0.1, "rounds": 1, "threads": 1, "connections": 1, "memory_scans": 0, "cold_tokens": 1}
+    for name, minimum in least.items():
+        value = getattr(args, name)
+        if value is not None and not value >= minimum:  # NaN is not >= anything
+            option = "--" + name.replace("_", "-")
+            raise UsageError(
+                f"{option} 须不小于 {minimum:g}，而不是 {value} / {option} must be at least {minimum:g}, not {value}"
+            )
+
+
 def _command(args: argparse.Namespace) -> int:
+    _check_arguments(args)
     try:
         procs.find_tools()
     except UsageError as exc:  # said here whole, not as an error line: it is what to install
@@ -328,18 +341,34 @@ def _command(args: argparse.Namespace) -> int:
 
 def register(sub: Any) -> None:
     """Add ``verifier bench``."""
-    p = sub.add_parser("bench", help="the scan path against the ceilings of its parts (starts its own Redis)")
-    p.add_argument("--seconds", type=float, default=2.0, help="length of each measured phase (default 2)")
-    p.add_argument("--rounds", type=int, default=3, help="turns of ceilings and service; medians reported (3)")
-    p.add_argument("--threads", type=int, default=2, help="wrk threads (default 2)")
-    p.add_argument("--connections", type=int, default=32, help="wrk connections (default 32)")
-    p.add_argument("--memory-scans", type=int, default=10_000, help="cold scans at least, to weigh in Redis")
-    p.add_argument("--cold-tokens", type=int, help="fresh tokens per cold phase (default: from the ceilings)")
+    p = sub.add_parser(
+        "bench", help="压测：扫码路径与各部分的上限对比（自带 Redis） / the scan path against the ceilings of its parts"
+    )
+    p.add_argument(
+        "--seconds", type=float, default=2.0, help="每个测量阶段的秒数 / length of each measured phase in seconds"
+    )
+    p.add_argument(
+        "--rounds", type=int, default=3, help="轮数，报告中位数 / turns of ceilings and service; medians reported"
+    )
+    p.add_argument("--threads", type=int, default=2, help="wrk 线程数 / wrk threads")
+    p.add_argument("--connections", type=int, default=32, help="wrk 连接数 / wrk connections")
+    p.add_argument(
+        "--memory-scans",
+        type=int,
+        default=10_000,
+        help="至少多少次新扫码用于称量 Redis 内存 / cold scans at least, to weigh in Redis",
+    )
+    p.add_argument(
+        "--cold-tokens",
+        type=int,
+        help="每个冷阶段的新令牌数（默认按上限估算） / fresh tokens per cold phase (default: from the ceilings)",
+    )
     p.add_argument(
         "--alg",
         action="append",
         choices=ALGS,
-        help="signature algorithm of the tokens (default ES256); repeat it to measure several side by side",
+        help="令牌的签名算法（默认 ES256），可重复以并列比较 / signature algorithm of the tokens (default ES256);"
+        " repeat it to measure several side by side",
     )
-    p.add_argument("--json", action="store_true", help="print every figure as JSON")
+    p.add_argument("--json", action="store_true", help="以 JSON 输出全部数据 / print every figure as JSON")
     p.set_defaults(func=_command)

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from datetime import UTC, date, datetime
-from pathlib import Path
+from datetime import UTC, datetime
 from typing import Any
 
+from verifier.cli.arguments import iso_date, new_file, port
 from verifier.errors import UsageError
 
 # The largest code a counter scanner is expected to read at arm's length: verifier.core.token.QR_VERSION,
@@ -24,45 +24,88 @@ MOCK_WARNING = (
 
 def register(sub: Any) -> None:
     """Add ``issuer`` and its subcommands to the top-level subparsers ``sub``."""
-    p = sub.add_parser("issuer", help="the mock issuer: mint tokens, manage keys, serve JWKS and tokens over HTTP")
-    isub = p.add_subparsers(dest="issuer_command", required=True)
+    p = sub.add_parser(
+        "issuer",
+        help="模拟签发方：生成亮证码、管理密钥、提供 JWKS / the mock issuer: mint tokens, manage keys, serve the JWKS",
+    )
+    isub = p.add_subparsers(dest="issuer_command", metavar="COMMAND", required=True)
 
-    m = isub.add_parser("mint", help="print one signed presentation token")
-    m.add_argument("--type", required=True, dest="licence_type", help="licence type code (see `verifier catalogue`)")
-    m.add_argument("--province", required=True, choices=("SC", "CQ"), help="issuing province")
-    m.add_argument("--channel", required=True, help="the app showing it, e.g. tianfu-tongban")
-    m.add_argument("--ttl", type=int, default=300, help="seconds the token lives (default 300, at most 600)")
-    m.add_argument("--licence-no", help="licence number (default: a synthetic one, stable per holder)")
-    m.add_argument("--holder", help="holder name, masked in the token (default 张三)")
-    m.add_argument("--unit", help="issuing unit, when the province has several for the type")
-    m.add_argument("--attr", action="append", default=[], metavar="NAME=VALUE", help="a type attribute, e.g. cls=A1")
-    m.add_argument("--valid-from", type=date.fromisoformat, metavar="YYYY-MM-DD", help="licence valid from")
-    m.add_argument("--valid-until", type=date.fromisoformat, metavar="YYYY-MM-DD", help="licence valid until")
-    m.add_argument("--qr", type=Path, metavar="FILE.png", help="also write the token as a QR code (PNG)")
-    m.add_argument("--json", action="store_true", help="print token, claims, expires_at, kid and size as JSON")
+    m = isub.add_parser("mint", help="输出一个签名的亮证码 / print one signed presentation token")
+    m.add_argument(
+        "--type",
+        required=True,
+        dest="licence_type",
+        help="证照类型代码，见 verifier catalogue / licence type code (see verifier catalogue)",
+    )
+    m.add_argument("--province", required=True, choices=("SC", "CQ"), help="签发省份 / issuing province")
+    m.add_argument(
+        "--channel",
+        required=True,
+        help="亮证APP的代码，如 tianfu-tongban，见 verifier catalogue"
+        " / the app's code, e.g. tianfu-tongban (see verifier catalogue)",
+    )
+    m.add_argument("--ttl", type=int, default=300, help="有效秒数，最多 600 / seconds the token lives, at most 600")
+    m.add_argument(
+        "--licence-no",
+        help="证照编号（默认按持证人生成） / licence number (default: a synthetic one, stable per holder)",
+    )
+    m.add_argument(
+        "--holder", help="持证人姓名，令牌中打码（默认 张三） / holder name, masked in the token (default 张三)"
+    )
+    m.add_argument("--unit", help="签发单位，省内有多个时 / issuing unit, when the province has several for the type")
+    m.add_argument(
+        "--attr",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="证照属性，如 cls=A1 / a type attribute, e.g. cls=A1",
+    )
+    m.add_argument("--valid-from", type=iso_date, metavar="YYYY-MM-DD", help="证照有效期起 / licence valid from")
+    m.add_argument("--valid-until", type=iso_date, metavar="YYYY-MM-DD", help="证照有效期止 / licence valid until")
+    m.add_argument(
+        "--qr",
+        type=new_file,
+        metavar="FILE.png",
+        help="另存二维码图片（PNG） / also write the token as a QR code (PNG)",
+    )
+    m.add_argument(
+        "--json",
+        action="store_true",
+        help="以 JSON 输出令牌、声明、过期时间、kid 和大小 / print token, claims, expires_at, kid and size",
+    )
     m.set_defaults(func=_mint)
 
-    r = isub.add_parser("rotate", help="add a new signing key for a unit; the old one stays valid")
-    r.add_argument("--unit", required=True, help="issuing unit code")
-    r.add_argument(
-        "--alg", choices=("ES256", "EdDSA", "SM2"), default="ES256", help="signature algorithm (default ES256)"
+    r = isub.add_parser(
+        "rotate", help="为签发单位新增签名密钥，旧钥仍有效 / add a new signing key for a unit; the old one stays valid"
     )
+    r.add_argument(
+        "--unit",
+        required=True,
+        help="签发单位代码，见 verifier issuer keys / issuing unit code (see verifier issuer keys)",
+    )
+    r.add_argument("--alg", choices=("ES256", "EdDSA", "SM2"), default="ES256", help="签名算法 / signature algorithm")
     r.set_defaults(func=_rotate)
 
-    w = isub.add_parser("withdraw", help="stop publishing a (compromised) key and destroy it")
-    w.add_argument("--kid", required=True, help="the key, as `verifier issuer keys` lists it")
+    w = isub.add_parser(
+        "withdraw", help="停止发布（已泄露的）密钥并销毁 / stop publishing a (compromised) key and destroy it"
+    )
+    w.add_argument(
+        "--kid", required=True, help="密钥编号，见 verifier issuer keys / the key, as `verifier issuer keys` lists it"
+    )
     w.set_defaults(func=_withdraw)
 
-    isub.add_parser("keys", help="list the signing keys").set_defaults(func=_keys)
-    j = isub.add_parser("jwks", help="print the public keys (JWKS)")
-    j.add_argument("--province", choices=("SC", "CQ"), help="that province's units' keys only")
+    isub.add_parser("keys", help="列出签名密钥 / list the signing keys").set_defaults(func=_keys)
+    j = isub.add_parser("jwks", help="输出公钥（JWKS） / print the public keys (JWKS)")
+    j.add_argument("--province", choices=("SC", "CQ"), help="只输出该省签发单位的密钥 / that province's units' keys only")
     j.set_defaults(func=_jwks)
 
     s = isub.add_parser(
-        "serve", help="the mock issuer (tests and demos only): GET /.well-known/jwks.json, POST /v1/presentations"
+        "serve",
+        help="模拟签发方（仅供测试和演示）：GET /.well-known/jwks.json、POST /v1/presentations"
+        " / the mock issuer (tests and demos only): GET /.well-known/jwks.json, POST /v1/presentations",
     )
-    s.add_argument("--host", default="127.0.0.1")
-    s.add_argument("--port", type=int, default=8081)
+    s.add_argument("--host", default="127.0.0.1", help="监听的地址 / address to listen on")
+    s.add_argument("--port", type=port, default=8081, help="监听的端口 / port to listen on")
     s.set_defaults(func=_serve)
 
 
@@ -126,14 +169,20 @@ def _mint(args: argparse.Namespace) -> int:
         print(minted.token)
     if qr is not None:
         qr.save(args.qr, kind="png", scale=4, border=4)
-        print(f"QR code version {qr.version}-M written to {args.qr}", file=sys.stderr)
+        print(
+            f"{qr.version}-M 版二维码已写入 {args.qr} / QR code version {qr.version}-M written to {args.qr}",
+            file=sys.stderr,
+        )
     return 0
 
 
 def _rotate(args: argparse.Namespace) -> int:
     _, keys = _state()
     key = keys.rotate(args.unit, alg=args.alg)
-    print(f"{key.kid} ({key.alg}) now signs for {key.unit}; older keys of {key.unit} stay valid until they expire")
+    print(
+        f"{key.kid}（{key.alg}）现为 {key.unit} 签名，旧密钥到期前仍有效"
+        f" / {key.kid} ({key.alg}) now signs for {key.unit}; older keys of {key.unit} stay valid until they expire"
+    )
     return 0
 
 
@@ -163,10 +212,19 @@ def _keys(_args: argparse.Namespace) -> int:
     ring = keys.keyring(now)
     signing = {ring.signing_key(u, now).kid for u in {k.unit for k in ring.keys if k.valid_at(now)}}
     rows = [
-        [k.kid, k.unit, k.province, k.alg, _when(k.valid_from), _when(k.valid_until), "yes" if k.kid in signing else ""]
+        [
+            k.kid,
+            k.unit,
+            k.province,
+            k.alg,
+            _when(k.valid_from),
+            _when(k.valid_until),
+            "是 yes" if k.kid in signing else "",
+        ]
         for k in ring.keys
     ]
-    print(render(["kid", "unit", "province", "alg", "valid from (UTC)", "valid until (UTC)", "signs"], rows))
+    headers = ["kid", "签发单位 unit", "省 province", "算法 alg", "生效 from (UTC)", "失效 until (UTC)", "签名中 signs"]
+    print(render(headers, rows))
     return 0
 
 
@@ -180,15 +238,16 @@ def _jwks(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from verifier.cli.serving import serve_app
     from verifier.issuer.web import create_issuer_app
-    from verifier.web.server import run
 
     catalogue, keys = _state()
     keys.keyring()  # create keys before the first request, not during it
-    print(MOCK_WARNING, file=sys.stderr)
-    print(f"mock issuer: keys in {keys.directory}", file=sys.stderr)
-    print(f"mock issuer listening on http://{args.host}:{args.port}", file=sys.stderr)
-    run(create_issuer_app(catalogue, keys=keys), args.host, args.port)
+    app = create_issuer_app(catalogue, keys=keys)
+    where = f"http://{args.host}:{args.port}"
+    banner = f"模拟签发方已在 {where} 监听 / mock issuer listening on {where} (keys in {keys.directory})"
+    # The warning first, with the listening line, once bound: a port refused is one line and nothing else.
+    serve_app(app, args.host, args.port, banner=f"{MOCK_WARNING}\n{banner}", stream=sys.stderr)
     return 0
 
 

@@ -11,6 +11,8 @@ from collections.abc import Callable, Sequence
 
 from verifier.bench import run as bench
 from verifier.cli import issuer, keys, service
+from verifier.cli.arguments import Parser
+from verifier.cli.failures import fail, file_refused, says_chinese
 from verifier.cli.output import print_json
 from verifier.errors import CatalogueError, UsageError, VerifierError
 
@@ -26,7 +28,7 @@ def _catalogue(args: argparse.Namespace) -> int:
     if args.json:
         print_json(catalogue_document(cat))
     else:
-        print(catalogue_table(cat))
+        print(catalogue_table(cat, wide=args.wide))
     return 0
 
 
@@ -58,18 +60,27 @@ def _version() -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     """The whole command line."""
-    parser = argparse.ArgumentParser(prog="verifier", description="川渝电子证照亮证互认 verifier")
-    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = Parser(prog="verifier", description="川渝电子证照亮证互认 verifier")
+    parser.add_argument(
+        "--version", action="version", version=f"%(prog)s {_version()}", help="显示版本并退出 / show the version and exit"
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    p = sub.add_parser("catalogue", help="the licence catalogue (第一批川渝电子证照亮证互认实施清单)")
-    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p = sub.add_parser("catalogue", help="证照目录 / the licence catalogue (第一批川渝电子证照亮证互认实施清单)")
+    p.add_argument("--json", action="store_true", help="输出 JSON 而不是表格 / print JSON instead of a table")
+    p.add_argument(
+        "--wide",
+        action="store_true",
+        help="加上签发单位和试点范围，每行一条 / add issuing units and pilot scope, a row a line",
+    )
     p.set_defaults(func=_catalogue)
 
-    p = sub.add_parser("counters", help="the counter registry; `counters key ID` issues an API key")
-    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p = sub.add_parser(
+        "counters", help="窗口登记表；counters key ID 生成密钥 / the counter registry; `counters key ID` issues a key"
+    )
+    p.add_argument("--json", action="store_true", help="输出 JSON 而不是表格 / print JSON instead of a table")
     p.set_defaults(func=_counters)
-    keys.add_counter_commands(p.add_subparsers(dest="counters_command"))
+    keys.add_counter_commands(p.add_subparsers(dest="counters_command", metavar="COMMAND"))
 
     for register in (service.register, keys.register, issuer.register, bench.register):
         register(sub)
@@ -77,21 +88,31 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run one command; exit 0 on success, 1 for a rejected decision, 2 for a usage or data error."""
+    """Run one command; exit 0 on success, 1 for a rejected decision, 2 for a usage or data error. Errors are
+    one line in Chinese and English (a broken catalogue: one line for each problem), never a traceback."""
     args = build_parser().parse_args(argv)
     func: Command = args.func
+    prog: str = args.prog
     try:
         return func(args)
+    except BrokenPipeError:
+        return 0
+    except KeyboardInterrupt:
+        return 130
     except CatalogueError as exc:
-        print("The catalogue in data/ is invalid / 证照目录数据有误:", file=sys.stderr)
+        print("证照目录数据有误 / The catalogue in data/ is invalid:", file=sys.stderr)
         for problem in exc.problems:
             print(f"  {problem}", file=sys.stderr)
         return 2
-    except UsageError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except VerifierError as exc:
-        print(f"error [{exc.code}]: {exc}", file=sys.stderr)
-        return 2
-    except BrokenPipeError:
-        return 0
+    except (VerifierError, OSError) as exc:
+        return fail(prog, _message(exc))
+
+
+def _message(exc: VerifierError | OSError) -> str:
+    """What an error says to the operator, in Chinese and English."""
+    if isinstance(exc, OSError):  # a file or folder the command was told to use (missing, no permission, disk full)
+        return file_refused(exc)
+    said = str(exc)
+    if isinstance(exc, UsageError) or says_chinese(said):
+        return said
+    return f"未能完成（{exc.code}） / [{exc.code}] {said}"

@@ -15,6 +15,7 @@ import urllib.error
 import urllib.request
 from typing import TYPE_CHECKING, Any
 
+from verifier.cli.arguments import http_url, redis_url
 from verifier.cli.settings_table import add_flags
 from verifier.errors import UsageError
 
@@ -41,11 +42,15 @@ def _check(args: argparse.Namespace) -> int:
     cat = load_catalogue()
     counter = cat.counters.get(args.counter)
     if counter is None:
-        raise UsageError(f"unknown counter {args.counter!r} / 未知窗口; see `verifier counters`")
-    if args.scenario not in cat.scenarios:
         raise UsageError(
-            f"unknown scenario {args.scenario!r} / 未知业务场景; counter {counter.id} handles: "
-            + (", ".join(counter.scenarios) or "none yet")
+            f"没有窗口 {args.counter!r}，窗口编号见 verifier counters"
+            f" / unknown counter {args.counter!r}; see verifier counters for the ids"
+        )
+    if args.scenario not in cat.scenarios:
+        handles = ", ".join(counter.scenarios) or "—"
+        raise UsageError(
+            f"没有业务场景 {args.scenario!r}，窗口 {counter.id} 办理：{handles}"
+            f" / unknown scenario {args.scenario!r}; counter {counter.id} handles: {handles}"
         )
     token = _read_token(args.token)  # first: a minter piped in has published its keys once it is done
     trust = _trust_list(settings.jwks, cat)
@@ -106,12 +111,19 @@ def _serve(args: argparse.Namespace) -> int:
     from verifier.cli.settings_table import settings_from
 
     settings = settings_from(args, os.environ)
+    if settings.redis_url is not None:
+        _check_redis_url(settings.redis_url, "--redis-url" if args.redis_url is not None else "VERIFIER_REDIS_URL")
     _refuse_acks_on_a_cluster(settings.redis_url, settings.min_replica_acks)
     if settings.workers > 1 and settings.redis_url is None:
         raise UsageError(
-            "--workers above 1 needs --redis-url: the embedded store is one process's memory"
-            " / 多个工作进程须配置 --redis-url：进程内存储不能共享"
+            "多个工作进程须配置 --redis-url：进程内存储不能共享"
+            " / --workers above 1 needs --redis-url: the embedded store is one process's memory"
         )
+    from verifier.cli.serving import check_can_listen
+
+    check_can_listen(settings.host, settings.port, reuse_port=settings.workers > 1)
+    if settings.redis_url is not None:
+        _refuse_misconfigured_store(settings.redis_url)
     choose_folders(data=settings.data_dir, state=settings.state_dir)
     # SIGHUP reloads the rules (verifier.web.reload) once the service runs; until then it is ignored rather
     # than fatal, and spawned workers inherit the ignoring until their own handler is in place.
@@ -122,23 +134,27 @@ def _serve(args: argparse.Namespace) -> int:
     from verifier.web.metrics import shared_across_workers
 
     with shared_across_workers():  # the workers count into one folder: one /metrics for the instance
-        _run_workers(settings)
-    return 0
+        return _run_workers(settings)
 
 
-def _run_workers(settings: Any) -> None:
-    """``settings.workers`` worker processes sharing the port, until a signal stops them."""
+def _run_workers(settings: Any) -> int:
+    """``settings.workers`` worker processes sharing the port, until a signal stops them. A worker that cannot
+    start (its port refused: it said why) stops the others, and the command exits 2."""
+    from multiprocessing.connection import wait
+
+    context = multiprocessing.get_context("spawn")
     workers = [
-        multiprocessing.get_context("spawn").Process(
-            target=_run_worker, args=(settings, True), kwargs={"master": os.getpid()}
-        )
+        context.Process(target=_run_worker, args=(settings, True), kwargs={"master": os.getpid()})
         for _ in range(settings.workers)
     ]
     for worker in workers:
         worker.start()
+    stopping = False
 
     def stop(signum: int, frame: object) -> None:
         # Workers stop with their master, so nothing is left holding the port.
+        nonlocal stopping
+        stopping = True
         for worker in workers:
             worker.terminate()
 
@@ -151,8 +167,85 @@ def _run_workers(settings: Any) -> None:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGHUP, reload_all)
+    refused = False
+    while running := [worker.sentinel for worker in workers if worker.exitcode is None]:  # once: never wait([])
+        wait(running)
+        if not stopping and any(worker.exitcode == 2 for worker in workers):
+            refused = True
+            stop(signal.SIGTERM, None)
     for worker in workers:
         worker.join()
+    return 2 if refused else 0
+
+
+def _refuse_misconfigured_store(url: str) -> None:
+    """Refuse to start on a Redis that refuses the URL's set-up (a database it does not have) or its password.
+    A Redis out of reach is not refused: the service starts and answers 503 until it is back."""
+    import asyncio
+
+    from redis.exceptions import AuthenticationError
+
+    from verifier.adapters.redis_store import RedisStore
+    from verifier.adapters.redis_urls import redacted
+    from verifier.errors import StoreMisconfiguredError, StoreUnavailableError
+
+    async def probe() -> None:
+        store = RedisStore.from_url(url, op_timeout=2.0)
+        try:
+            await store.ping()
+        except StoreMisconfiguredError as exc:
+            raise UsageError(str(exc)) from None
+        except StoreUnavailableError as exc:
+            if isinstance(exc.__cause__, AuthenticationError):
+                raise UsageError(
+                    f"Redis {redacted(url)} 拒绝了登录（{exc.__cause__}），请检查 --redis-url 中的用户名和密码"
+                    f" / Redis at {redacted(url)} refused to log in ({exc.__cause__}): check the user and password"
+                    " in --redis-url"
+                ) from None
+        finally:
+            await store.close()
+
+    asyncio.run(probe())
+
+
+def _check_redis_url(url: str, source: str) -> None:
+    """A Redis URL of no form the store reads is refused before anything connects, naming where it came from."""
+    from verifier.adapters.redis_urls import check_redis_url
+
+    try:
+        check_redis_url(url)
+    except ValueError as exc:
+        raise UsageError(f"{source}: {exc}") from None
+
+
+def _refuse_misconfigured_store(url: str) -> None:
+    """Refuse to start on a Redis that refuses the URL's set-up (a database it does not have) or its password.
+    A Redis out of reach is not refused: the service starts and answers 503 until it is back."""
+    import asyncio
+
+    from redis.exceptions import AuthenticationError
+
+    from verifier.adapters.redis_store import RedisStore
+    from verifier.adapters.redis_urls import redacted
+    from verifier.errors import StoreMisconfiguredError, StoreUnavailableError
+
+    async def probe() -> None:
+        store = RedisStore.from_url(url, op_timeout=2.0)
+        try:
+            await store.ping()
+        except StoreMisconfiguredError as exc:
+            raise UsageError(str(exc)) from None
+        except StoreUnavailableError as exc:
+            if isinstance(exc.__cause__, AuthenticationError):
+                raise UsageError(
+                    f"Redis {redacted(url)} 拒绝了登录（{exc.__cause__}），请检查 --redis-url 中的用户名和密码"
+                    f" / Redis at {redacted(url)} refused to log in ({exc.__cause__}): check the user and password"
+                    " in --redis-url"
+                ) from None
+        finally:
+            await store.close()
+
+    asyncio.run(probe())
 
 
 def jwks_sources(flags: list[str] | None) -> tuple[JwksSource, ...]:
@@ -166,8 +259,8 @@ def jwks_sources(flags: list[str] | None) -> tuple[JwksSource, ...]:
 def _refuse_acks_on_a_cluster(redis_url: str | None, min_replica_acks: int) -> None:
     if min_replica_acks and (redis_url or "").startswith(("redis+cluster://", "rediss+cluster://")):
         raise UsageError(
-            "--min-replica-acks needs one Redis or Sentinel: on a cluster, give every primary its append-only file"
-            " / Redis 集群不支持 --min-replica-acks，请为每个主节点开启 AOF"
+            "Redis 集群不支持 --min-replica-acks，请为每个主节点开启 AOF"
+            " / --min-replica-acks needs one Redis or Sentinel: on a cluster, give every primary its append-only file"
         )
 
 
@@ -184,19 +277,28 @@ def _exit_with(master: int) -> None:
 
 def _run_worker(settings: Settings, reuse_port: bool, master: int | None = None) -> None:
     from verifier.adapters.paths import choose_folders
+    from verifier.cli.serving import serve_app
     from verifier.web.app import create_app
     from verifier.web.logsink import configure
     from verifier.web.reload import reload_on_sighup
-    from verifier.web.server import run
 
     if master is not None:
         _exit_with(master)
     choose_folders(data=settings.data_dir, state=settings.state_dir)  # a spawned worker starts afresh
     configure(settings.log_level)  # a JSON line per scan, written in batches rather than a write per line
-    print(f"verifier listening on http://{settings.host}:{settings.port} (pid {os.getpid()})", flush=True)
+    where = f"http://{settings.host}:{settings.port}"
+    banner = f"核验服务已在 {where} 监听 / verifier listening on {where} (pid {os.getpid()})"
     app = create_app(settings)
     reload_on_sighup(app, master=master)
-    run(app, settings.host, settings.port, reuse_port=reuse_port)
+    if master is None:
+        serve_app(app, settings.host, settings.port, banner=banner)
+        return
+    try:  # a worker process: its error said here, on one line, and its exit code tells the master
+        serve_app(app, settings.host, settings.port, reuse_port=reuse_port, banner=banner)
+    except UsageError as exc:
+        from verifier.cli.failures import fail
+
+        sys.exit(fail("verifier serve", str(exc)))
 
 
 def _revoke(args: argparse.Namespace) -> int:
@@ -216,24 +318,40 @@ def _revoke(args: argparse.Namespace) -> int:
     url = args.url or DEFAULT_URL
     key = args.admin_key or os.environ.get("VERIFIER_ADMIN_KEY")
     if not key:
-        raise UsageError("give --admin-key or set VERIFIER_ADMIN_KEY (see `verifier admin-key`), or --redis-url")
-    request = urllib.request.Request(  # noqa: S310 - the operator names the service URL, http(s) only
+        raise UsageError(
+            "请给出 --admin-key 或设置 VERIFIER_ADMIN_KEY（见 verifier admin-key），或用 --redis-url"
+            " / give --admin-key or set VERIFIER_ADMIN_KEY (see verifier admin-key), or --redis-url"
+        )
+    request = urllib.request.Request(  # noqa: S310 - the operator names the service URL, http(s) only (http_url)
         url.rstrip("/") + "/v1/revocations",
         data=json.dumps(body).encode(),
         headers={"Content-Type": "application/json", "Authorization": f"Bearer {key}"},
         method="POST",
     )
-    if not request.full_url.startswith(("http://", "https://")):
-        raise UsageError("--url must be http:// or https://")
     try:
-        with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310 - scheme checked above
+        with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310 - scheme checked by http_url
             print(response.read().decode("utf-8"))
     except urllib.error.HTTPError as exc:
-        print(exc.read().decode("utf-8", "replace"), file=sys.stderr)
-        return 2
-    except urllib.error.URLError as exc:
-        raise UsageError(f"cannot reach the service at {url}: {exc.reason}") from None
+        raise UsageError(_refused(exc)) from None
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise UsageError(
+            f"无法连接服务 {url}（{reason}），请检查 --url 和服务是否在运行"
+            f" / cannot reach the service at {url} ({reason}); check --url and that the service runs"
+        ) from None
     return 0
+
+
+def _refused(exc: urllib.error.HTTPError) -> str:
+    """The service's problem+json answer to a revocation, on one line, with what to do about a key it refused."""
+    try:
+        detail = str(json.loads(exc.read().decode("utf-8", "replace"))["detail"])
+    except (ValueError, KeyError, TypeError):
+        detail = exc.reason
+    said = f"服务拒绝了撤销（HTTP {exc.code}） / the service refused the revocation (HTTP {exc.code}): {detail}"
+    if exc.code in (401, 403):
+        said += "；请检查 --admin-key（见 verifier admin-key） / check --admin-key (see verifier admin-key)"
+    return said
 
 
 def _revoke_in_store(redis_url: str, settings: Settings, body: dict[str, Any]) -> int:
@@ -242,11 +360,16 @@ def _revoke_in_store(redis_url: str, settings: Settings, body: dict[str, Any]) -
     from verifier.adapters.catalogue_files import load_catalogue
     from verifier.adapters.redis_store import RedisStore
     from verifier.adapters.secret import load_secret
-    from verifier.core.catalogue import PROVINCES
+    from verifier.cli.failures import store_refused
     from verifier.core.identity import Identities
+    from verifier.errors import StoreUnavailableError
 
-    if body["type"] not in load_catalogue().licences or body["province"] not in PROVINCES:
-        raise UsageError("unknown licence type or province; see `verifier catalogue`")
+    _check_redis_url(redis_url, "--redis-url / VERIFIER_REDIS_URL")
+    if body["type"] not in load_catalogue().licences:
+        raise UsageError(
+            f"没有证照类型 {body['type']!r}，类型代码见 verifier catalogue"
+            f" / unknown licence type {body['type']!r}; see verifier catalogue for the codes"
+        )
     _refuse_acks_on_a_cluster(redis_url, settings.min_replica_acks)
 
     async def run() -> None:
@@ -263,7 +386,10 @@ def _revoke_in_store(redis_url: str, settings: Settings, body: dict[str, Any]) -
         finally:
             await store.close()
 
-    asyncio.run(run())
+    try:
+        asyncio.run(run())
+    except StoreUnavailableError as exc:
+        raise UsageError(store_refused(redis_url, exc, "未撤销", "nothing revoked")) from None
     print(json.dumps({**body, "revoked": not body["restore"]}, ensure_ascii=False))
     return 0
 
@@ -276,36 +402,52 @@ def _demo(args: argparse.Namespace) -> int:
 
 def register(sub: Any) -> None:
     """Add the verifier's commands."""
-    p = sub.add_parser("check", help="decide offline, as the service would (minus one-time use and revocation)")
-    p.add_argument("token", help="the token, or - to read it from standard input")
-    p.add_argument("--counter", required=True, help="counter id (see `verifier counters`)")
-    p.add_argument("--scenario", required=True, help="the business the counter is doing")
-    p.add_argument("--json", action="store_true", help="print the decision object")
+    p = sub.add_parser(
+        "check",
+        help="离线核验，同服务的判断（不含一次一验和注销）"
+        " / decide offline, as the service would (minus one-time use and revocation)",
+    )
+    p.add_argument("token", help="亮证码，或 - 从标准输入读取 / the token, or - to read it from standard input")
+    p.add_argument("--counter", required=True, help="窗口编号，见 verifier counters / counter id (see verifier counters)")
+    p.add_argument("--scenario", required=True, help="办理的业务场景代码 / the business the counter is doing")
+    p.add_argument("--json", action="store_true", help="输出核验结果对象 / print the decision object")
     p.set_defaults(func=_check)
 
     p = sub.add_parser(
         "serve",
-        help="run the verifier service",
+        help="运行核验服务 / run the verifier service",
         description="运行核验服务 / run the verifier service. Every setting is a flag or the environment variable"
         " VERIFIER_<FLAG> (the flag wins).",
     )
     add_flags(p)
     p.set_defaults(func=_serve)
 
-    p = sub.add_parser("revoke", help="revoke (or --restore) a licence on the running service")
-    p.add_argument("--type", required=True)
-    p.add_argument("--province", required=True, choices=["SC", "CQ"])
-    p.add_argument("--licence-no", required=True)
-    p.add_argument("--reason", default="")
-    p.add_argument("--restore", action="store_true", help="undo a revocation")
-    p.add_argument("--url", help=f"the service (its /v1/revocations; default {DEFAULT_URL})")
-    p.add_argument("--admin-key", help="administrator key (or VERIFIER_ADMIN_KEY)")
+    p = sub.add_parser(
+        "revoke", help="在运行中的服务上注销（或 --restore 恢复）证照 / revoke (or --restore) a licence on the running service"
+    )
+    p.add_argument(
+        "--type", required=True, help="证照类型代码，见 verifier catalogue / licence type code (see verifier catalogue)"
+    )
+    p.add_argument("--province", required=True, choices=["SC", "CQ"], help="签发省份 / issuing province")
+    p.add_argument("--licence-no", required=True, help="证照编号 / licence number")
+    p.add_argument("--reason", default="", help="注销原因 / why")
+    p.add_argument("--restore", action="store_true", help="撤销注销 / undo a revocation")
+    p.add_argument(
+        "--url",
+        type=http_url,
+        help=f"服务地址（其 /v1/revocations；默认 {DEFAULT_URL}） / the service (its /v1/revocations; default {DEFAULT_URL})",
+    )
+    p.add_argument("--admin-key", help="管理员密钥（或 VERIFIER_ADMIN_KEY） / administrator key (or VERIFIER_ADMIN_KEY)")
     p.add_argument(
         "--redis-url",
-        help="write to the shared store directly instead of the service (or VERIFIER_REDIS_URL, unless --url is given)",
+        type=redis_url,
+        help="直接写入共享的 Redis，不经服务（或 VERIFIER_REDIS_URL，除非给了 --url）"
+        " / write to the shared store directly instead of the service (or VERIFIER_REDIS_URL, unless --url is given)",
     )
     p.set_defaults(func=_revoke)
 
-    p = sub.add_parser("demo", help="the whole story on the embedded store: apps present, counters scan")
-    p.add_argument("--json", action="store_true", help="print the decisions as JSON")
+    p = sub.add_parser(
+        "demo", help="内置存储上的完整演示 / the whole story on the embedded store: apps present, counters scan"
+    )
+    p.add_argument("--json", action="store_true", help="以 JSON 输出核验结果 / print the decisions as JSON")
     p.set_defaults(func=_demo)

@@ -296,8 +296,18 @@ def _open_files_for(connections: int) -> None:
         )  # fmt: skip
 
 
-def run(app: web.Application, host: str, port: int, *, reuse_port: bool = False) -> None:
-    """Serve ``app`` on ``host:port`` (no access log) until SIGINT or SIGTERM, then shut it down gracefully."""
+def run(
+    app: web.Application,
+    host: str,
+    port: int,
+    *,
+    reuse_port: bool = False,
+    listening: Callable[[], None] | None = None,
+) -> None:
+    """Serve ``app`` on ``host:port`` (no access log) until SIGINT or SIGTERM, then shut it down gracefully.
+    ``listening`` is called once the socket is bound, so nothing says "listening" before it is. A socket
+    that cannot be bound (the port in use, an address not this machine's, a name that does not resolve)
+    raises its OSError, after the app has been cleaned up."""
     _open_files_for((app.get(CONNECTION_LIMITS) or ConnectionLimits()).max_connections)
 
     async def serve() -> None:
@@ -305,6 +315,8 @@ def run(app: web.Application, host: str, port: int, *, reuse_port: bool = False)
         await runner.setup()
         try:
             await web.TCPSite(runner, host, port, reuse_port=reuse_port).start()
+            if listening is not None:
+                listening()
             stop = asyncio.Event()
             for signum in (signal.SIGINT, signal.SIGTERM):
                 asyncio.get_running_loop().add_signal_handler(signum, stop.set)
