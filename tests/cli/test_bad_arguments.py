@@ -10,6 +10,7 @@ import re
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -279,6 +280,45 @@ def test_serve_refuses_a_redis_database_the_server_does_not_have(sweep: Sweep, r
         ran = sweep.run(argv)
         sweep.rows.append((_command(argv), ran))
         assert_refused(ran, ("DB index is out of range", "数据库编号", "--redis-url"))
+
+
+@pytest.fixture
+def redis_with_password(tmp_path: Path) -> Iterator[int]:
+    """A redis-server that asks for the password "sekret", on a free port (its port)."""
+    port = free_port()
+    argv = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--requirepass", "sekret", "--save", "",
+            "--appendonly", "no", "--dir", str(tmp_path)]  # fmt: skip
+    with subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) as server:
+        try:
+            for _ in range(200):
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                    break
+                except OSError:
+                    time.sleep(0.02)
+            yield port
+        finally:
+            server.kill()
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("credentials", ["", ":wrong@"], ids=["no-password", "wrong-password"])
+def test_serve_refuses_a_redis_that_refuses_its_password(
+    sweep: Sweep, redis_with_password: int, credentials: str
+) -> None:
+    """`serve` on a Redis that wants a password it was not given, or not that one, exits 2 before listening,
+    saying to check the user and password (and never printing the password)."""
+    argv = [
+        "serve",
+        "--port",
+        str(free_port()),
+        "--redis-url",
+        f"redis://{credentials}127.0.0.1:{redis_with_password}/0",
+    ]
+    ran = sweep.run(argv)
+    sweep.rows.append((_command(argv), ran))
+    assert_refused(ran, ("refused to log in", "用户名和密码", "--redis-url"))
+    assert "wrong" not in ran.stderr
 
 
 @pytest.mark.redis
