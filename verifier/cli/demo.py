@@ -155,7 +155,7 @@ def _print(results: list[dict[str, Any]], stats: dict[str, Any], as_json: bool, 
         counter = cat.counters[step.counter]
         verdict = {"accepted": "通过 accepted", "rejected": "不通过 rejected"}.get(
             body.get("decision"), f"HTTP {r['status']}"
-        )
+        ) + ("\n缓存 cached" if body.get("cached") else "")
         reasons = ", ".join(x["code"] for x in body.get("reasons", [])) or "—"
         rows.append(
             [
@@ -165,14 +165,9 @@ def _print(results: list[dict[str, Any]], stats: dict[str, Any], as_json: bool, 
                 f"{counter.name_zh} ({counter.province})",
                 verdict,
                 reasons,
-                "是" if body.get("cached") else "",
             ]
         )
-    print(
-        texttable.render(
-            ["#", "故事 story", "亮证 shown", "窗口 counter", "结果 decision", "原因 reasons", "缓存 cached"], rows
-        )
-    )
+    print(texttable.render(["#", "故事 story", "亮证 shown", "窗口 counter", "结果 decision", "原因 reasons"], rows))
     print("\n原因说明 reasons:")
     seen: set[str] = set()
     for r in results:

@@ -32,10 +32,13 @@ def serve_app(
     app: web.Application, host: str, port: int, *, banner: str, reuse_port: bool = False, stream: TextIO | None = None
 ) -> None:
     """Serve ``app`` until SIGINT or SIGTERM; print ``banner`` once listening (on ``stream``, standard output by
-    default). UsageError if it cannot listen."""
+    default). UsageError if it cannot listen. With ``reuse_port`` (workers sharing the port) the master checked
+    before starting them: a check here would join the port's group of sockets for a moment, and a connection
+    routed to it would be reset."""
     from verifier.web.server import run
 
-    check_can_listen(host, port, reuse_port=reuse_port)
+    if not reuse_port:
+        check_can_listen(host, port)
     try:  # the port may still be taken between the check and the bind
         run(app, host, port, reuse_port=reuse_port, listening=lambda: print(banner, file=stream or sys.stdout, flush=True))
     except OSError as exc:

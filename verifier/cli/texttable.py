@@ -89,16 +89,15 @@ def _longest_piece(column: Sequence[str], breaks: re.Pattern[str]) -> int:
 
 def _layout(columns: list[list[str]], max_width: int) -> tuple[list[int], re.Pattern[str]]:
     """Column widths that fit ``max_width`` with the gaps, and where their cells break: at separators if
-    the table fits so; else, the other columns kept at their longest words, between Chinese characters
-    too; else cutting words (down to the headers or :data:`_MIN_COLUMN`). A table of many narrow columns
-    may stay wider."""
+    the table fits so, else between Chinese characters too, else cutting words (down to the headers or
+    :data:`_MIN_COLUMN`). A table of many narrow columns may stay wider."""
     natural = [max(map(width, column)) for column in columns]
     room = max_width - len(_GAP) * (len(columns) - 1)
     least = [max(width(column[0]), min(n, _MIN_COLUMN)) for column, n in zip(columns, natural, strict=True)]
     widths = natural
     for breaks in (SEPARATORS, _CHINESE):
         floor = [max(low, _longest_piece(column, breaks)) for low, column in zip(least, columns, strict=True)]
-        widths = _shrunk(widths, floor, room)
+        widths = _shrunk(natural, floor, room)
         if sum(widths) <= room:
             return widths, breaks
     return _shrunk(widths, least, room), _CHINESE
