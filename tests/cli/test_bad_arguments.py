@@ -81,6 +81,8 @@ CASES = [
     case("serve", "--min-replica-acks", "-1", names="--min-replica-acks"),
     case("serve", "--min-replica-acks", "1", "--redis-url", "redis+cluster://127.0.0.1:7000", names="AOF"),
     case("serve", "--wokers", "2", names="--wokers"),
+    case("serve", "--counter-rate", "abc", names=("--counter-rate", "'abc'")),
+    case("serve", "--jwks", "XX=jwks.json", names=("XX=jwks.json", "SC")),
     case("issuer", names="COMMAND"),
     case("issuer", "serve", "--port", "abc", names="'abc'"),
     case("issuer", "serve", "--port", "70000", names="70000"),
@@ -101,7 +103,10 @@ CASES = [
     case("issuer", "rotate", names="--unit"),
     case("issuer", "rotate", "--unit", "nosuch", names=("nosuch", "sc-police")),
     case("issuer", "rotate", "--unit", "sc-police", "--alg", "RS256", names=("RS256", "ES256")),
+    case("issuer", "withdraw", names="--kid"),
+    case("issuer", "withdraw", "--kid", "nosuch", names="nosuch"),
     case("issuer", "keys", "extra", names="extra"),
+    case("issuer", "jwks", "--province", "XX", names="'XX'"),
     case("issuer", "jwks", "--bogus", names="--bogus"),
     case("check", names=("--counter", "--scenario")),
     case("check", TOKEN, "--counter", "nosuch", "--scenario", "x", names=("nosuch", "verifier counters")),
@@ -111,7 +116,19 @@ CASES = [
     case("counters", "--bogus", names="--bogus"),
     case("counters", "key", names="id"),
     case("counters", "key", "nosuch", names=("nosuch", "verifier counters")),
+    case("counters", "key", "cq-notary-zhixin-01", "--redis-url", "localhost:6379", names="localhost:6379"),
+    case(
+        "counters",
+        "key",
+        "cq-notary-zhixin-01",
+        "--redis-url",
+        f"redis://127.0.0.1:{CLOSED}/0",
+        names=("no key changed", "--redis-url"),
+    ),
+    case("counters", "revoke-key", names="id"),
     case("admin-key", "extra", names="extra"),
+    case("admin-key", "--replace", "--revoke", names=("--revoke", "--replace")),
+    case("admin-key", "--redis-url", f"redis://:secret@127.0.0.1:{CLOSED}/0", names=("no key changed", ":***@")),
     case("revoke", names="--type"),
     case("revoke", "--type", "driving-licence", "--province", "XX", "--licence-no", "1", names="'XX'"),
     case(*REVOKE, names=("--admin-key", "VERIFIER_ADMIN_KEY")),
@@ -126,8 +143,8 @@ CASES = [
     case("bench", "--seconds", "nan", names="--seconds"),
 ]
 COMMANDS = (
-    "demo", "serve", "issuer serve", "issuer mint", "issuer rotate", "issuer keys", "issuer jwks", "check",
-    "catalogue", "counters", "counters key", "admin-key", "revoke", "bench",
+    "demo", "serve", "issuer serve", "issuer mint", "issuer rotate", "issuer withdraw", "issuer keys", "issuer jwks",
+    "check", "catalogue", "counters", "counters key", "counters revoke-key", "admin-key", "revoke", "bench",
 )  # fmt: skip
 
 
@@ -219,7 +236,7 @@ def _filled(argument: str, values: dict[str, str]) -> str:
 
 def assert_refused(ran: Ran, names: tuple[str, ...]) -> None:
     """Exit 2; nothing on standard output; one line on standard error, no traceback, the command first, then
-    Chinese, " / ", English; naming each of ``names``; never "listening"."""
+    Chinese, " / ", English; naming each of ``names``; never "listening"; no password it was given."""
     assert ran.code == 2, (ran.code, ran.stderr, ran.stdout)
     assert "Traceback" not in ran.stderr + ran.stdout
     assert "listening" not in ran.stderr + ran.stdout
@@ -236,6 +253,8 @@ def assert_refused(ran: Ran, names: tuple[str, ...]) -> None:
     assert re.search(r"[A-Za-z]{3}", en), line
     for name in names:
         assert name in line, (name, line)
+    if any(":secret@" in argument for argument in ran.argv):  # a password in a URL is never repeated
+        assert "secret" not in ran.stderr, line
 
 
 @pytest.mark.parametrize("mistake", CASES, ids=lambda c: c.id)

@@ -8,6 +8,9 @@ import re
 import socket
 import sys
 
+from verifier.adapters.redis_urls import redacted
+from verifier.errors import StoreMisconfiguredError, StoreUnavailableError
+
 _CHINESE = re.compile(r"[\u3000-\u303f\u3400-\u9fff\uff00-\uffef]")
 
 # The operating system's words for what an operator meets most, in Chinese (strerror gives the English).
@@ -79,3 +82,15 @@ def cannot_listen(host: str, port: int, exc: OSError) -> str:
         )
     zh, en = os_reason(exc)
     return f"无法监听 {where}：{zh} / cannot listen on {where}: {en}"
+
+
+def store_refused(url: str, exc: StoreUnavailableError, undone_zh: str, undone_en: str) -> str:
+    """Why a command could not write to the Redis at ``url`` (its password masked), ``undone`` saying what was
+    not done: the URL's set-up refused (StoreMisconfiguredError says what to fix), or Redis out of reach."""
+    if isinstance(exc, StoreMisconfiguredError):
+        return str(exc)
+    shown = redacted(url)
+    return (
+        f"无法连接 Redis {shown}，{undone_zh}，请检查 --redis-url 和 Redis 是否在运行"
+        f" / cannot reach Redis at {shown}, {undone_en}; check --redis-url and that Redis runs ({exc})"
+    )

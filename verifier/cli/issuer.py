@@ -96,7 +96,9 @@ def register(sub: Any) -> None:
 
     isub.add_parser("keys", help="列出签名密钥 / list the signing keys").set_defaults(func=_keys)
     j = isub.add_parser("jwks", help="输出公钥（JWKS） / print the public keys (JWKS)")
-    j.add_argument("--province", choices=("SC", "CQ"), help="只输出该省签发单位的密钥 / that province's units' keys only")
+    j.add_argument(
+        "--province", choices=("SC", "CQ"), help="只输出该省签发单位的密钥 / that province's units' keys only"
+    )
     j.set_defaults(func=_jwks)
 
     s = isub.add_parser(

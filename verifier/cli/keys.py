@@ -17,7 +17,9 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from verifier.adapters.api_keys import ADMIN, ApiKeys
-from verifier.errors import KeyExistsError, UsageError
+from verifier.cli.arguments import redis_url
+from verifier.cli.failures import store_refused
+from verifier.errors import KeyExistsError, StoreUnavailableError, UsageError
 
 if TYPE_CHECKING:
     from verifier.adapters.redis_keys import RedisKeys
@@ -52,7 +54,9 @@ def _on_redis(redis_url: str, act: Callable[[RedisKeys], Awaitable[T]]) -> T:
     try:
         acks = 0 if redis_url.startswith(CLUSTER_SCHEMES) else int(os.environ.get("VERIFIER_MIN_REPLICA_ACKS") or 0)
     except ValueError:
-        raise UsageError("VERIFIER_MIN_REPLICA_ACKS must be a whole number / 须为整数") from None
+        raise UsageError(
+            "VERIFIER_MIN_REPLICA_ACKS 须为整数 / VERIFIER_MIN_REPLICA_ACKS must be a whole number"
+        ) from None
 
     async def run() -> T:
         store = RedisStore.from_url(redis_url, min_replica_acks=acks)
@@ -63,7 +67,10 @@ def _on_redis(redis_url: str, act: Callable[[RedisKeys], Awaitable[T]]) -> T:
         await asyncio.sleep(SEEN_WITHIN)
         return result
 
-    return asyncio.run(run())
+    try:
+        return asyncio.run(run())
+    except StoreUnavailableError as exc:
+        raise UsageError(store_refused(redis_url, exc, "密钥未改变", "no key changed")) from None
 
 
 def _issued(principal: str, *, replace: bool, redis_url: str | None) -> str:
@@ -113,7 +120,10 @@ def _revoke_command(shown: str) -> str:
 def counter_key(args: argparse.Namespace, counters: Any) -> int:
     """``verifier counters key ID [--replace]``: a fresh key for a counter of the catalogue."""
     if args.id not in counters:
-        raise UsageError(f"unknown counter {args.id!r} / 未知窗口; see `verifier counters`")
+        raise UsageError(
+            f"没有窗口 {args.id!r}，窗口编号见 verifier counters"
+            f" / unknown counter {args.id!r}; see verifier counters for the ids"
+        )
     return _issue(args.id, args.id, args)
 
 
@@ -132,27 +142,43 @@ def _admin_key(args: argparse.Namespace) -> int:
 def _redis_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--redis-url",
+        type=redis_url,
         default=os.environ.get("VERIFIER_REDIS_URL"),
-        help="the service's Redis (default VERIFIER_REDIS_URL); without it, the state folder's key file",
+        help="服务所用的 Redis（默认 VERIFIER_REDIS_URL）；不给则写本机状态目录的密钥文件"
+        " / the service's Redis (default VERIFIER_REDIS_URL); without it, the state folder's key file",
     )
 
 
 def add_counter_commands(csub: Any) -> None:
     """``counters key`` and ``counters revoke-key``."""
-    k = csub.add_parser("key", help="print a fresh API key for a counter (stored hashed)")
-    k.add_argument("id", help="counter id")
-    k.add_argument("--replace", action="store_true", help="replace the counter's key (the old one stops working)")
+    k = csub.add_parser(
+        "key", help="为窗口生成新的 API 密钥（仅存哈希） / print a fresh API key for a counter (stored hashed)"
+    )
+    k.add_argument("id", help="窗口编号，见 verifier counters / counter id (see verifier counters)")
+    k.add_argument(
+        "--replace",
+        action="store_true",
+        help="更换窗口的密钥（旧密钥随即失效） / replace the counter's key (the old one stops working)",
+    )
     _redis_option(k)
-    r = csub.add_parser("revoke-key", help="revoke a counter's API key")
-    r.add_argument("id", help="counter id")
+    r = csub.add_parser("revoke-key", help="作废窗口的 API 密钥 / revoke a counter's API key")
+    r.add_argument("id", help="窗口编号 / counter id")
     _redis_option(r)
 
 
 def register(sub: Any) -> None:
     """``admin-key``."""
-    p = sub.add_parser("admin-key", help="print a fresh administrator key (revocations, statistics, rule reload)")
+    p = sub.add_parser(
+        "admin-key",
+        help="生成新的管理员密钥（注销、统计、规则重载）"
+        " / print a fresh administrator key (revocations, statistics, rule reload)",
+    )
     what = p.add_mutually_exclusive_group()
-    what.add_argument("--replace", action="store_true", help="replace the administrator key (the old one stops)")
-    what.add_argument("--revoke", action="store_true", help="revoke the administrator key")
+    what.add_argument(
+        "--replace",
+        action="store_true",
+        help="更换管理员密钥（旧密钥随即失效） / replace the administrator key (the old one stops)",
+    )
+    what.add_argument("--revoke", action="store_true", help="作废管理员密钥 / revoke the administrator key")
     _redis_option(p)
     p.set_defaults(func=_admin_key)

@@ -113,6 +113,8 @@ def _message(exc: VerifierError | OSError) -> str:
     if isinstance(exc, OSError):  # a file or folder the command was told to use (missing, no permission, disk full)
         return file_refused(exc)
     said = str(exc)
-    if isinstance(exc, UsageError) or says_chinese(said):
+    if isinstance(exc, UsageError):
         return said
+    if says_chinese(said):
+        return f"[{exc.code}] {said}"
     return f"未能完成（{exc.code}） / [{exc.code}] {said}"

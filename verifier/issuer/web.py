@@ -63,7 +63,7 @@ def create_issuer_app(
 async def _jwks(request: web.Request) -> web.Response:
     province = request.query.get("province")
     if province is not None and province not in PROVINCES:
-        raise ProblemError(400, "province must be SC or CQ / 省份须为 SC 或 CQ", field="province")
+        raise ProblemError(400, "省份须为 SC 或 CQ", "province must be SC or CQ", field="province")
     ring = request.app[KEYS].keyring(request.app[CLOCK]())
     # no-cache: a cache between issuer and verifier must not hold a withdrawn key past the verifier's refresh
     return web.json_response(province_jwks(ring, province), headers={"Cache-Control": "no-cache"})

@@ -81,17 +81,18 @@ def _scan_item(body: dict[str, Any], scenario: str, catalogue: Catalogue) -> str
     if type(value) is not int:  # not bool, not "22": the item's number as the list numbers it
         raise ProblemError(
             400,
-            "字段 item 须为整数（川渝通办事项序号）/ field 'item' must be an integer, the item's number",
+            "字段 item 须为整数（川渝通办事项序号）",
+            "field 'item' must be an integer, the item's number",
             field="item",
         )
     allowed = [it.seq for it in catalogue.scenario_items(scenario)]
     if value not in allowed:
-        detail = (
-            f"事项 {value} 不属于业务 {scenario} / item {value} is not an item of business {scenario!r}"
+        zh, en = (
+            (f"事项 {value} 不属于业务 {scenario}", f"item {value} is not an item of business {scenario!r}")
             if allowed
-            else f"业务 {scenario} 无川渝通办事项，请勿填写 item / business {scenario!r} has no items: send none"
+            else (f"业务 {scenario} 无川渝通办事项，请勿填写 item", f"business {scenario!r} has no items: send none")
         )
-        raise ProblemError(422, detail, field="item", allowed=allowed)
+        raise ProblemError(422, zh, en, field="item", allowed=allowed)
     return str(value)
 
 

@@ -35,7 +35,8 @@ from verifier.web.problems import ProblemError
 
 log = logging.getLogger("verifier")
 
-REFUSED = "data/ 有误，继续使用原有规则 / data/ is invalid; the rules in use stay"
+REFUSED_ZH, REFUSED_EN = "data/ 有误，继续使用原有规则", "data/ is invalid; the rules in use stay"
+REFUSED = f"{REFUSED_ZH} / {REFUSED_EN}"
 
 
 class RulesReloader:
@@ -88,7 +89,7 @@ async def post_reload(request: web.Request) -> web.Response:
     try:
         catalogue = await reloader.reload("endpoint")
     except CatalogueError as exc:
-        raise ProblemError(422, REFUSED, problems=exc.problems) from None
+        raise ProblemError(422, REFUSED_ZH, REFUSED_EN, problems=exc.problems) from None
     if reloader.master is not None:
         os.kill(reloader.master, signal.SIGHUP)  # the master forwards it to every worker, this one included
     return json_response({"reloaded": True, **_counts(catalogue)})
