@@ -99,11 +99,13 @@ def test_listening_is_said_once_the_port_is_bound(state: dict[str, str], command
     moment the line appears, without a retry, is accepted."""
     port = free_port()
     argv = [sys.executable, "-m", "verifier", *command, "--port", str(port)]
-    with subprocess.Popen(argv, env=state, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True) as process:
+    with subprocess.Popen(argv, env=state, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as process:
         try:
             assert process.stdout is not None
-            line = process.stdout.readline()
-            assert "listening" in line, line
+            said = [process.stdout.readline()]
+            while said[-1] and "listening" not in said[-1]:  # up to the listening line (or the end of the output)
+                said.append(process.stdout.readline())
+            assert "listening" in said[-1], said
             socket.create_connection(("127.0.0.1", port), timeout=5).close()
         finally:
             process.terminate()

@@ -62,7 +62,10 @@ def build_parser() -> argparse.ArgumentParser:
     """The whole command line."""
     parser = Parser(prog="verifier", description="川渝电子证照亮证互认 verifier")
     parser.add_argument(
-        "--version", action="version", version=f"%(prog)s {_version()}", help="显示版本并退出 / show the version and exit"
+        "--version",
+        action="version",
+        version=f"%(prog)s {_version()}",
+        help="显示版本并退出 / show the version and exit",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 

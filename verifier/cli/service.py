@@ -218,36 +218,6 @@ def _check_redis_url(url: str, source: str) -> None:
         raise UsageError(f"{source}: {exc}") from None
 
 
-def _refuse_misconfigured_store(url: str) -> None:
-    """Refuse to start on a Redis that refuses the URL's set-up (a database it does not have) or its password.
-    A Redis out of reach is not refused: the service starts and answers 503 until it is back."""
-    import asyncio
-
-    from redis.exceptions import AuthenticationError
-
-    from verifier.adapters.redis_store import RedisStore
-    from verifier.adapters.redis_urls import redacted
-    from verifier.errors import StoreMisconfiguredError, StoreUnavailableError
-
-    async def probe() -> None:
-        store = RedisStore.from_url(url, op_timeout=2.0)
-        try:
-            await store.ping()
-        except StoreMisconfiguredError as exc:
-            raise UsageError(str(exc)) from None
-        except StoreUnavailableError as exc:
-            if isinstance(exc.__cause__, AuthenticationError):
-                raise UsageError(
-                    f"Redis {redacted(url)} 拒绝了登录（{exc.__cause__}），请检查 --redis-url 中的用户名和密码"
-                    f" / Redis at {redacted(url)} refused to log in ({exc.__cause__}): check the user and password"
-                    " in --redis-url"
-                ) from None
-        finally:
-            await store.close()
-
-    asyncio.run(probe())
-
-
 def jwks_sources(flags: list[str] | None) -> tuple[JwksSource, ...]:
     """The trust sources of ``serve``: the ``--jwks`` flags (repeatable), else ``VERIFIER_JWKS`` (the same forms,
     separated by spaces or commas), else none (the state folder's jwks.json)."""
@@ -408,7 +378,9 @@ def register(sub: Any) -> None:
         " / decide offline, as the service would (minus one-time use and revocation)",
     )
     p.add_argument("token", help="亮证码，或 - 从标准输入读取 / the token, or - to read it from standard input")
-    p.add_argument("--counter", required=True, help="窗口编号，见 verifier counters / counter id (see verifier counters)")
+    p.add_argument(
+        "--counter", required=True, help="窗口编号，见 verifier counters / counter id (see verifier counters)"
+    )
     p.add_argument("--scenario", required=True, help="办理的业务场景代码 / the business the counter is doing")
     p.add_argument("--json", action="store_true", help="输出核验结果对象 / print the decision object")
     p.set_defaults(func=_check)
@@ -423,7 +395,8 @@ def register(sub: Any) -> None:
     p.set_defaults(func=_serve)
 
     p = sub.add_parser(
-        "revoke", help="在运行中的服务上注销（或 --restore 恢复）证照 / revoke (or --restore) a licence on the running service"
+        "revoke",
+        help="在运行中的服务上注销（或 --restore 恢复）证照 / revoke (or --restore) a licence on the running service",
     )
     p.add_argument(
         "--type", required=True, help="证照类型代码，见 verifier catalogue / licence type code (see verifier catalogue)"
@@ -435,9 +408,12 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--url",
         type=http_url,
-        help=f"服务地址（其 /v1/revocations；默认 {DEFAULT_URL}） / the service (its /v1/revocations; default {DEFAULT_URL})",
+        help=f"服务地址（其 /v1/revocations；默认 {DEFAULT_URL}）"
+        f" / the service (its /v1/revocations; default {DEFAULT_URL})",
     )
-    p.add_argument("--admin-key", help="管理员密钥（或 VERIFIER_ADMIN_KEY） / administrator key (or VERIFIER_ADMIN_KEY)")
+    p.add_argument(
+        "--admin-key", help="管理员密钥（或 VERIFIER_ADMIN_KEY） / administrator key (or VERIFIER_ADMIN_KEY)"
+    )
     p.add_argument(
         "--redis-url",
         type=redis_url,

@@ -40,7 +40,13 @@ def serve_app(
     if not reuse_port:
         check_can_listen(host, port)
     try:  # the port may still be taken between the check and the bind
-        run(app, host, port, reuse_port=reuse_port, listening=lambda: print(banner, file=stream or sys.stdout, flush=True))
+        run(
+            app,
+            host,
+            port,
+            reuse_port=reuse_port,
+            listening=lambda: print(banner, file=stream or sys.stdout, flush=True),
+        )
     except OSError as exc:
         if isinstance(exc, socket.gaierror) or exc.errno in _BIND_ERRORS:
             raise UsageError(cannot_listen(host, port, exc)) from None

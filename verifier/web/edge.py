@@ -92,7 +92,11 @@ def principal(request: web.Request) -> str:
     header = request.headers.getall(hdrs.AUTHORIZATION, ())
     if len(header) > 1:
         raise _refuse(
-            request, "duplicate", 400, "只能有一个 Authorization 请求头", "exactly one Authorization header, not several"
+            request,
+            "duplicate",
+            400,
+            "只能有一个 Authorization 请求头",
+            "exactly one Authorization header, not several",
         )
     scheme, _, key = header[0].partition(" ") if header else ("", "", "")
     key = key.strip() if scheme.lower() == "bearer" else ""
