@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 from aiohttp import ClientResponse, web
 
-from tests.helpers import PROBLEM, Client, ClientFactory, assert_problem
+from tests.helpers import PROBLEM, Client, assert_problem
 from tests.redis_server import free_port
 from tests.scenes import Scene
 from verifier.adapters.memory_store import MemoryStore
@@ -36,12 +36,6 @@ NOTARY = "cq-notary-zhixin-01"
 SCENARIO = "notary-driving-licence"
 MAX_BODY = Settings().max_body_bytes
 TOKEN_FIELD_MAX = 8192  # the token field's maxLength in schemas/openapi.json
-
-
-@pytest.fixture
-async def client(aiohttp_client: ClientFactory, scene: Scene) -> Client:
-    """The verifier app on the embedded store."""
-    return await aiohttp_client(scene.app(store=MemoryStore()))
 
 
 async def _post_raw(

@@ -10,19 +10,12 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import Client, ClientFactory, assert_problem
+from tests.helpers import Client, assert_problem
 from tests.scenes import Scene
-from verifier.adapters.memory_store import MemoryStore
 
 NOTARY = "cq-notary-zhixin-01"
 DRIVING = "notary-driving-licence"
 EMPLOYMENT = "sc-employment-01"
-
-
-@pytest.fixture
-async def client(aiohttp_client: ClientFactory, scene: Scene) -> Client:
-    """The verifier app on the embedded store."""
-    return await aiohttp_client(scene.app(store=MemoryStore()))
 
 
 async def _post(client: Client, scene: Scene, counter: str, body: dict[str, Any]) -> Any:

@@ -17,7 +17,7 @@ from aiohttp import web
 from multidict import CIMultiDict
 from prometheus_client import CollectorRegistry, Counter
 
-from tests.helpers import Client, ClientFactory, assert_problem
+from tests.helpers import Client, assert_problem
 from tests.scenes import Scene
 from verifier.adapters.memory_store import MemoryStore
 from verifier.web.metrics import metric_total
@@ -27,12 +27,6 @@ from verifier.web.signins import SignInLog
 NOTARY = "cq-notary-zhixin-01"
 SCENARIO = "notary-driving-licence"
 WRONG_KEY = "cq-notary-zhixin-01.thisisnotthekey-Zq81"
-
-
-@pytest.fixture
-async def client(aiohttp_client: ClientFactory, scene: Scene) -> Client:
-    """The verifier app on the embedded store."""
-    return await aiohttp_client(scene.app(store=MemoryStore()))
 
 
 def _refusals(caplog: pytest.LogCaptureFixture) -> list[dict[str, Any]]:
