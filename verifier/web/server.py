@@ -62,7 +62,7 @@ def hardened(response: web.StreamResponse) -> web.StreamResponse:
     chose its own caching (the pages and their files do): decisions name licences and must stay in no cache."""
     headers = response.headers
     headers[hdrs.SERVER] = SERVER
-    headers[hdrs.X_CONTENT_TYPE_OPTIONS] = "nosniff"
+    headers["X-Content-Type-Options"] = "nosniff"  # aiohttp.hdrs names it only from 3.14.x, after the lowest we take
     if hdrs.CACHE_CONTROL not in headers:
         headers[hdrs.CACHE_CONTROL] = "no-store"
     return response
