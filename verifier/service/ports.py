@@ -70,6 +70,10 @@ class ScanRecord:
         return ScanRecord(self.scan_id, self.counter, self.scenario, self.checked_at, self.decision, self.reasons,
                           licence, self.operator, self.serial_no, self.licence_id, self.item, self.holder)  # fmt: skip
 
+    def revoked_since(self, revoked: bool) -> ScanRecord:
+        """This record as it is answered now: an acceptance of a licence ``revoked`` since says REVOKED."""
+        return self.settled(REVOKED) if revoked and self.decision == "accepted" else self
+
     def settled(self, status: str) -> ScanRecord:
         """This record as the store settled it: a replayed, revoked or already used token is rejected."""
         code = _SETTLED_AS.get(status)
@@ -128,9 +132,7 @@ def audit_event(
     """The event of one answer: ``stored`` is the record as the store keeps it (its status, then its JSON),
     ``revoked`` whether the licence was revoked as the answer was given (a cached acceptance then answers
     REVOKED), ``operator`` this answer's clerk."""
-    record = ScanRecord.from_json(stored[1:]).settled(stored[0])
-    if revoked and record.decision == "accepted":
-        record = record.settled(REVOKED)
+    record = ScanRecord.from_json(stored[1:]).settled(stored[0]).revoked_since(revoked)
     licence = record.licence or {}
     return AuditEvent(
         answer_id=answer_id,

@@ -27,7 +27,7 @@ from verifier.errors import (
     TokenMalformedError,
     TrustNotLoadedError,
 )
-from verifier.service.ports import REVOKED, Commit, Rate, ScanRecord, ScanStore, TrustSource
+from verifier.service.ports import Commit, Rate, ScanRecord, ScanStore, TrustSource
 
 log = logging.getLogger("verifier")
 
@@ -280,9 +280,7 @@ class ScanService:
     ) -> ScanResult:
         """The answer the counter gets, counted in the statistics as it is given: a cached acceptance of a
         licence revoked since is answered (and counted) REVOKED."""
-        if revoked and record.decision == "accepted":
-            record = record.settled(REVOKED)
-        record = self._expanded(record, catalogue)
+        record = self._expanded(record.revoked_since(revoked), catalogue)
         licence = record.licence or {}
         licence_type, province = licence.get("type", "-"), licence.get("issuing_province", "-")
         stat_type, stat_province = labels or (licence_type, province)
@@ -303,8 +301,7 @@ class ScanService:
         if found is None:
             return None
         record, revoked = found
-        settled = record.settled(REVOKED) if revoked and record.decision == "accepted" else record
-        return self._expanded(settled, self.catalogue)
+        return self._expanded(record.revoked_since(revoked), self.catalogue)
 
     def replace_catalogue(self, catalogue: Catalogue) -> None:
         """Decide every scan that starts from now on by ``catalogue`` (the rules reloaded); scans under way
