@@ -5,7 +5,8 @@ VerifierError                      VERIFIER_ERROR     the root; ``code`` is a st
 ├── CatalogueError                 CATALOGUE_INVALID  a data/ file is unreadable, invalid, or names what does not exist
 ├── UsageError                     USAGE              a command's arguments do not fit the catalogue (exit 2)
 │   ├── MintRefusedError           MINT_REFUSED       the issuer will not mint this token; ``field``, ``allowed``
-│   └── KeyExistsError             KEY_EXISTS         ``principal`` has an API key already (not replaced)
+│   ├── KeyExistsError             KEY_EXISTS         ``principal`` has an API key already (not replaced)
+│   └── ReportRequestError         REPORT_REQUEST     a report's ``field`` (from, to, by) is not one it takes (HTTP 400)
 ├── KeyStoreError                  KEY_STORE          the issuer's key state cannot be read or written
 ├── TokenMalformedError            TOKEN_MALFORMED    not a compact JWS of our kind; ``reason`` is the decision's code
 ├── StoreUnavailableError          STORE_UNAVAILABLE  the state store cannot be reached or written now (HTTP 503)
@@ -64,6 +65,18 @@ class MintRefusedError(UsageError):
         self.field = field
         self.allowed = allowed
         super().__init__(message)
+
+
+class ReportRequestError(UsageError):
+    """A report asked with a ``field`` (``from``, ``to``, ``by``) it cannot take; said in Chinese and English."""
+
+    code = "REPORT_REQUEST"
+
+    def __init__(self, field: str, zh: str, en: str) -> None:
+        self.field = field
+        self.zh = zh
+        self.en = en
+        super().__init__(f"{zh} / {en}")
 
 
 class KeyExistsError(UsageError):

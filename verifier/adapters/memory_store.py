@@ -3,6 +3,7 @@ exit; the embedded default and the demo's store."""
 
 from __future__ import annotations
 
+import itertools
 import math
 import secrets
 import time
@@ -169,6 +170,21 @@ class MemoryStore:
 
     async def ping(self) -> None:
         """The in-process store is always there."""
+
+    async def take(self, limit: int) -> list[tuple[str, AuditEvent]]:
+        """See :meth:`verifier.service.ports.AuditFeed.take`: the oldest events, left in place until
+        acknowledged (the one writer of this process takes again only after acknowledging)."""
+        return [(event.answer_id, event) for event in itertools.islice(self.audit_events, limit)]
+
+    async def ack(self, refs: Sequence[str]) -> None:
+        """See :meth:`verifier.service.ports.AuditFeed.ack`."""
+        done = set(refs)
+        while self.audit_events and self.audit_events[0].answer_id in done:
+            self.audit_events.popleft()
+
+    async def backlog(self) -> int:
+        """See :meth:`verifier.service.ports.AuditFeed.backlog`."""
+        return len(self.audit_events)
 
     async def close(self) -> None:
         """Nothing to release."""

@@ -169,6 +169,22 @@ def audit_event_from_stream(stream: str, entry_id: str, fields: dict[str, str]) 
     )
 
 
+class AuditFeed(Protocol):
+    """Where the trail's writer takes the audit events from: the store that appended them. An event taken
+    stays the writer's until acknowledged, once its row is committed; events a writer took and never
+    acknowledged (it died) are handed out again after a while. May raise
+    :class:`verifier.errors.StoreUnavailableError`."""
+
+    async def take(self, limit: int) -> list[tuple[str, AuditEvent]]:
+        """Up to ``limit`` events not yet acknowledged, each with the reference :meth:`ack` takes."""
+
+    async def ack(self, refs: Sequence[str]) -> None:
+        """Forget these events: their rows are committed."""
+
+    async def backlog(self) -> int:
+        """Events appended and not yet acknowledged."""
+
+
 @dataclass(frozen=True, slots=True)
 class Commit:
     """What a final answer asks the store to do, atomically."""
