@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 from typing import Any
+from unittest.mock import ANY
 
 import pytest
 
@@ -171,7 +172,11 @@ async def test_readyz_is_ready_with_the_trust_list_and_the_embedded_store(shell:
     """/readyz answers 200 naming the number of trusted keys and the embedded store; /healthz answers ok."""
     response = await shell.client.get("/readyz")
     assert response.status == 200
-    assert await response.json() == {"status": "ready", "keys": len(shell.scene.keyring.keys), "store": "MemoryStore"}
+    body = await response.json()
+    assert body == {"status": "ready", "keys": len(shell.scene.keyring.keys), "store": "MemoryStore", "audit": ANY}
+    assert body["audit"]["writer"] == "this instance"
+    assert body["audit"]["failing_since"] is None
+    assert isinstance(body["audit"]["backlog"], int)
     health = await shell.client.get("/healthz")
     assert (health.status, await health.json()) == (200, {"status": "ok"})
 

@@ -191,6 +191,12 @@ SETTINGS: tuple[Setting, ...] = (
             "PostgreSQL for the audit trail; unset: SQLite in the state folder", metavar="URL"),
     Setting("audit_retention_days", "--audit-retention-days", int, 400, "审计记录的保存天数",
             "days the audit trail is kept", 1, 36500, unit="days"),
+    Setting("separate_audit_writer", "--separate-audit-writer", bool, False,
+            "本实例不写审计记录，由单独的 verifier audit writer 进程写入",
+            "this instance writes no audit trail itself: a `verifier audit writer` process does"),
+    Setting("audit_claim_idle", "--audit-claim-idle", float, 30.0, "审计事件被取走后多久未确认即交由其他写入进程",
+            "how long an audit event taken by a writer may stay unacknowledged before another writer takes it over",
+            1, 3600, unit="s"),
 )  # fmt: skip
 
 

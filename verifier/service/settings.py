@@ -31,6 +31,8 @@ class Settings:
     secret_file: str | None = None  # the deployment secret keying licence identities; None: the state folder's
     audit_url: str | None = None  # PostgreSQL for the audit trail; None: SQLite in the state folder
     audit_retention_days: int = 400
+    separate_audit_writer: bool = False  # a `verifier audit writer` process writes the trail, not this instance
+    audit_claim_idle: float = 30.0  # an event taken and not acknowledged this long goes to another writer
     trust_refresh_seconds: float = 60.0
     store_timeout: float = 1.0  # a hung Redis never holds a counter longer than about this
     record_ttl: int = 24 * 3600

@@ -14,9 +14,12 @@ from pathlib import Path
 from aiohttp import web
 
 from verifier.adapters.api_keys import ApiKeys, KeyLookup
+from verifier.adapters.audit.trail import AuditTrail, engine_url
+from verifier.adapters.audit.writer import TrailWriter, WriterState
 from verifier.adapters.catalogue_files import load_catalogue
 from verifier.adapters.memory_store import MemoryStore
 from verifier.adapters.paths import state_dir
+from verifier.adapters.redis_audit import RedisAuditFeed
 from verifier.adapters.redis_keys import RedisKeys
 from verifier.adapters.redis_store import RedisStore
 from verifier.adapters.secret import load_secret
@@ -24,7 +27,7 @@ from verifier.adapters.trust_source import JwksTrustSource
 from verifier.core.catalogue import Catalogue
 from verifier.core.identity import Identities
 from verifier.errors import StoreUnavailableError
-from verifier.service.ports import ScanStore, TrustSource
+from verifier.service.ports import AuditFeed, ScanStore, TrustSource
 from verifier.service.scan import ScanService
 from verifier.service.settings import JwksSource, Settings
 from verifier.web import appkeys, handlers, pages, reload
@@ -35,6 +38,7 @@ from verifier.web.server import CONNECTION_LIMITS, DIRECT_ROUTES, ConnectionLimi
 from verifier.web.signins import SignInLog
 
 log = logging.getLogger("verifier")
+AUDIT_WATCH_SECONDS = 5.0  # how often the audit backlog is read for /metrics
 
 
 async def _check_store(service: ScanService, metrics: Metrics) -> None:
@@ -117,10 +121,57 @@ def build_keys(store: ScanStore) -> KeyLookup:
     return RedisKeys(store)
 
 
+def build_trail(settings: Settings) -> AuditTrail:
+    """The audit trail: PostgreSQL at ``--audit-url``, else SQLite in the state folder."""
+    state = Path(settings.state_dir) if settings.state_dir else state_dir()
+    return AuditTrail(engine_url(settings.audit_url, state), retention_days=settings.audit_retention_days)
+
+
+def audit_feed(store: ScanStore, settings: Settings) -> AuditFeed:
+    """Where the store keeps its audit events for the trail's writer."""
+    if isinstance(store, RedisStore):
+        return RedisAuditFeed(store, claim_idle=settings.audit_claim_idle)
+    if isinstance(store, MemoryStore):
+        return store
+    raise TypeError(f"no audit feed for {type(store).__name__}")
+
+
 async def _stopped(task: asyncio.Task[None]) -> None:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
+
+
+async def _audit_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The audit trail, and this instance's writer of it unless a separate process writes it. The trail is
+    migrated by its first use: a database out of reach at start delays the trail, never the scans."""
+    settings = app[appkeys.SETTINGS]
+    service = app[appkeys.SERVICE]
+    trail = app[appkeys.TRAIL] = build_trail(settings)
+    feed = app[appkeys.AUDIT_FEED] = audit_feed(service.store, settings)
+    writer = None
+    if not settings.separate_audit_writer:
+        writer = TrailWriter(feed, trail, lambda: service.catalogue)
+        writer.start()
+    app[appkeys.WRITER] = writer
+    watcher = asyncio.create_task(_watch_audit(app))
+    yield
+    await _stopped(watcher)
+    if writer is not None:
+        await writer.stop()
+    await trail.close()
+
+
+async def _watch_audit(app: web.Application) -> None:
+    """Every few seconds: the backlog of audit events and the writer's totals, into the metrics."""
+    while True:
+        backlog = None
+        with contextlib.suppress(StoreUnavailableError):
+            backlog = await app[appkeys.AUDIT_FEED].backlog()
+        writer = app[appkeys.WRITER]
+        state = writer.state if writer is not None else WriterState()
+        app[appkeys.METRICS].observe_audit(backlog, state.written, state.failures)
+        await asyncio.sleep(AUDIT_WATCH_SECONDS)
 
 
 def create_app(
@@ -196,6 +247,7 @@ def create_app(
 
     app.cleanup_ctx.append(service_ctx)
     app.cleanup_ctx.append(keys_ctx)
+    app.cleanup_ctx.append(_audit_ctx)
     handlers.add_routes(app)
     reload.add_routes(app)
     app[DIRECT_ROUTES] = (("POST", "/v1/scans"),)  # served without routing each request by verifier serve

@@ -17,7 +17,9 @@ from prometheus_client.aiohttp import make_aiohttp_handler
 
 from verifier.core.catalogue import PROVINCES, Catalogue, Counter
 from verifier.core.catalogue_view import catalogue_document
+from verifier.core.decision_view import timestamp
 from verifier.core.stats import stats_document
+from verifier.errors import StoreUnavailableError
 from verifier.service.scan import ScanResult, scan_document
 from verifier.web import appkeys
 from verifier.web.edge import (
@@ -210,7 +212,25 @@ async def readyz(request: web.Request) -> web.Response:
             {"check": f.check, "detail": f"{finding_zh(f)} / {f.detail}"} for f in ready.problems
         ]
         raise failing
-    return json_response({"status": "ready", "keys": ready.keys, "store": ready.store})
+    return json_response({"status": "ready", "keys": ready.keys, "store": ready.store, "audit": await _audit(request)})
+
+
+async def _audit(request: web.Request) -> dict[str, Any]:
+    """The audit trail's side of readiness, told and never failing it: a trail that cannot be written now
+    holds its events in the store, and scans go on. ``backlog``: events not yet written (None: the store
+    cannot say now); ``writer``: this instance's, or ``separate``; ``failing_since``: when writing last
+    started failing."""
+    writer = request.app[appkeys.WRITER]
+    try:
+        backlog: int | None = await request.app[appkeys.AUDIT_FEED].backlog()
+    except StoreUnavailableError:
+        backlog = None
+    failing = writer.state.failing_since if writer is not None else None
+    return {
+        "backlog": backlog,
+        "writer": "separate" if writer is None else "this instance",
+        "failing_since": timestamp(failing) if failing is not None else None,
+    }
 
 
 def add_routes(app: web.Application) -> None:

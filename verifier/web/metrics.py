@@ -92,6 +92,19 @@ class Metrics:
             multiprocess_mode="mostrecent",
         )
         self.store_clock_offset.set(math.nan)
+        self.audit_backlog = Gauge(
+            "verifier_audit_backlog",
+            "Audit events in the store not yet written to the audit trail (the last look of any worker).",
+            registry=into,
+            multiprocess_mode="mostrecent",
+        )
+        self.audit_written = Counter(
+            "verifier_audit_written", "Audit events written to the audit trail by this instance.", registry=into
+        )
+        self.audit_write_failures = Counter(
+            "verifier_audit_write_failures", "Failed attempts to write a batch to the audit trail.", registry=into
+        )
+        self._audit_seen = (0, 0)  # the writer's written and failures counts already added
         # One child per label set, looked up once: prometheus_client's labels() checks its arguments each call.
         self._scan_series: dict[tuple[str, str, str, str], Counter] = {}
 
@@ -122,6 +135,15 @@ class Metrics:
         self.store_safe.set(1 if findings == () else 0)
         if clock_offset is not None:
             self.store_clock_offset.set(clock_offset)
+
+    def observe_audit(self, backlog: int | None, written: int, failures: int) -> None:
+        """The audit backlog as just read (None: not readable now), and the writer's running totals."""
+        if backlog is not None:
+            self.audit_backlog.set(backlog)
+        seen_written, seen_failures = self._audit_seen
+        self.audit_written.inc(written - seen_written)
+        self.audit_write_failures.inc(failures - seen_failures)
+        self._audit_seen = (written, failures)
 
 
 @contextlib.contextmanager

@@ -6,7 +6,9 @@ aiosqlite for ``sqlite:///`` (the embedded default, a file in the state folder).
 
 from __future__ import annotations
 
+import asyncio
 import re
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone
@@ -15,10 +17,11 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, case, func, select, text
+from sqlalchemy import URL, case, create_engine, func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import NullPool
 
 from verifier.adapters.audit.schema import answers
 from verifier.core.catalogue import Catalogue
@@ -75,6 +78,7 @@ class AuditTrail:
             options |= {"pool_size": pool_size, "max_overflow": 0, "connect_args": {"connect_timeout": 5}}
         self.engine: AsyncEngine = create_async_engine(url, **options)
         self._months: set[str] = set()  # partitions known to exist
+        self._migrated = False
 
     async def close(self) -> None:
         """Release the connections."""
@@ -82,13 +86,17 @@ class AuditTrail:
 
     async def migrate(self) -> None:
         """Bring the schema to the newest version (alembic), once even if several processes start at once."""
-        async with self.engine.begin() as conn:
-            if self.postgres:  # one migrating process at a time; the others find the work done
-                await conn.execute(text("SELECT pg_advisory_xact_lock(20261130)"))
-            await conn.run_sync(_upgrade)
+        await asyncio.to_thread(_upgrade, self.engine.url.set(drivername=_SYNC_DRIVERS[self.engine.url.drivername]))
+        self._migrated = True
+
+    async def _schema(self) -> None:
+        """The schema at its newest version before the first use (a service starts with its database away)."""
+        if not self._migrated:
+            await self.migrate()
 
     async def write(self, events: Sequence[AuditEvent], catalogue: Catalogue) -> None:
         """Insert one row per event in one transaction; an event already written is skipped."""
+        await self._schema()
         rows = [row(event, catalogue) for event in events]
         if not rows:
             return
@@ -124,6 +132,7 @@ class AuditTrail:
 
     async def prepare(self, now: datetime) -> None:
         """Make this month's and next month's partitions (PostgreSQL), so the writer rarely has to."""
+        await self._schema()
         if self.postgres:
             this = now.astimezone(CHINA)
             following = (this.replace(day=1) + timedelta(days=32)).strftime("%Y-%m")
@@ -132,6 +141,7 @@ class AuditTrail:
     async def prune(self, now: datetime) -> int:
         """Drop what is older than the retention: whole months of partitions on PostgreSQL (cheap), row by row
         elsewhere. Returns the partitions dropped (PostgreSQL) or rows deleted (SQLite)."""
+        await self._schema()
         cutoff = now - timedelta(days=self.retention_days)
         async with self.engine.begin() as conn:
             if not self.postgres:
@@ -159,12 +169,14 @@ class AuditTrail:
 
     async def count(self) -> int:
         """Rows in the trail."""
+        await self._schema()
         async with self.engine.connect() as conn:
             return int((await conn.execute(select(func.count()).select_from(answers))).scalar_one())
 
     async def report(self, first: date, last: date, by: Sequence[str]) -> list[ReportRow]:
         """Answers from day ``first`` to day ``last`` (China's calendar, both included) grouped by ``by``
         (verifier.core.report.GROUPS), each group with its answers, first scans, acceptances and rejections."""
+        await self._schema()
         grouped = [answers.c.reasons if name == "reason" else answers.c[name] for name in by]
         accepted = func.sum(case((answers.c.decision == "accepted", 1), else_=0))
         first_scans = func.sum(case((answers.c.cached.is_(False), 1), else_=0))
@@ -184,6 +196,7 @@ class AuditTrail:
     async def uses(self, holder: str, channel: str, catalogue: Catalogue, limit: int = 200) -> list[Use]:
         """The holder's uses of licences shown through ``channel``, newest first: first answers only (a
         re-scan is the same use), and nothing about the clerk."""
+        await self._schema()
         c = answers.c
         query = (
             select(c.at, c.institution, c.scenario, c.item, c.type, c.decision, c.reasons)
@@ -248,8 +261,21 @@ def _aware(at: datetime) -> datetime:
     return at if at.tzinfo else at.replace(tzinfo=UTC)
 
 
-def _upgrade(connection: Connection) -> None:
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
-    config.attributes["connection"] = connection
-    command.upgrade(config, "head")
+# Alembic runs on a synchronous connection, in a thread of its own: its context is a module-level global, so
+# one migration at a time in a process (the lock); PostgreSQL's advisory lock makes it one across processes.
+_SYNC_DRIVERS = {"postgresql+psycopg": "postgresql+psycopg", "sqlite+aiosqlite": "sqlite"}
+_MIGRATING = threading.Lock()
+
+
+def _upgrade(url: URL) -> None:
+    engine = create_engine(url, poolclass=NullPool)
+    try:
+        with _MIGRATING, engine.begin() as connection:
+            if engine.dialect.name == "postgresql":  # the others wait, then find the work done
+                connection.execute(text("SELECT pg_advisory_xact_lock(20261130)"))
+            config = Config()
+            config.set_main_option("script_location", str(MIGRATIONS))
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+    finally:
+        engine.dispose()

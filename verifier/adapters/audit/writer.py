@@ -82,7 +82,13 @@ class TrailWriter:
     async def run(self) -> None:
         """Until stopped: write every event the feed has."""
         while not self._stop.is_set():
-            if not await self.step():
+            try:
+                wrote = await self.step()
+            except Exception:  # a fault of this service or of the data: said, and tried again, never a dead writer
+                log.exception("审计记录写入出错，稍后重试 / the audit writer failed; trying again shortly")
+                wrote = 0
+                await self._rest(self._max_pause)
+            if not wrote:
                 await self._rest(self._idle)
 
     async def step(self) -> int:
