@@ -1,5 +1,5 @@
 """Shared fixtures: the catalogue, a private state folder per test session so generated keys never
-touch the user's own state folder, a scene of apps and keys per test, and redis-servers."""
+touch the user's own state folder, a scene of apps and keys per test, redis-servers and a PostgreSQL server."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.postgres_server import INSTALL, PostgresServer, find_binaries
 from tests.redis_server import RedisServer
 from tests.scenes import Scene
 from verifier.adapters.catalogue_files import load_catalogue
@@ -51,3 +52,19 @@ def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
+    """One PostgreSQL server for the whole session, on a free port; its URL names the database ``verifier``."""
+    if find_binaries() is None:
+        pytest.skip(INSTALL)
+    with PostgresServer(tmp_path_factory.mktemp("postgres")) as server:
+        yield server
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
+    """A fresh empty database of this test's own on the session's PostgreSQL server, dropped afterwards."""
+    with postgres_server.database() as url:
+        yield url
