@@ -31,6 +31,10 @@ from verifier.service.ports import AuditEvent
 CHINA = timezone(timedelta(hours=8), "CST")  # both provinces' clock: no daylight saving
 MIGRATIONS = Path(__file__).with_name("migrations")
 _PARTITION = re.compile(r"audit_answers_y(\d{4})m(\d{2})$")
+_PARTITIONS = text(
+    "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+    "WHERE i.inhparent = 'audit_answers'::regclass"
+)
 # What a database out of reach or refusing says, for the writer to wait and try again.
 TrailUnavailable = (SQLAlchemyError, OSError)
 
@@ -147,14 +151,9 @@ class AuditTrail:
             if not self.postgres:
                 result = await conn.execute(answers.delete().where(answers.c.at < cutoff))
                 return int(result.rowcount)
-            names = await conn.execute(
-                text(
-                    "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
-                    "WHERE i.inhparent = 'audit_answers'::regclass"
-                )
-            )
+            names = await conn.execute(_PARTITIONS)
             dropped = 0
-            for (name,) in names:
+            for (name,) in names.all():
                 match = _PARTITION.match(name)
                 if match is None:
                     continue
@@ -166,6 +165,11 @@ class AuditTrail:
                     dropped += 1
             await conn.execute(text("DELETE FROM audit_answers_default WHERE at < :cutoff"), {"cutoff": cutoff})
             return dropped
+
+    async def partitions(self) -> set[str]:
+        """The names of the answers table's partitions (PostgreSQL)."""
+        async with self.engine.connect() as conn:
+            return {name for (name,) in await conn.execute(_PARTITIONS)}
 
     async def count(self) -> int:
         """Rows in the trail."""
