@@ -148,7 +148,7 @@ async def _audit_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[appkeys.SETTINGS]
     service = app[appkeys.SERVICE]
     trail = app[appkeys.TRAIL] = build_trail(settings)
-    feed = app[appkeys.AUDIT_FEED] = audit_feed(service.store, settings)
+    feed = app[appkeys.AUDIT_FEED]
     writer = None
     if not settings.separate_audit_writer:
         writer = TrailWriter(feed, trail, lambda: service.catalogue)
@@ -172,6 +172,19 @@ async def _watch_audit(app: web.Application) -> None:
         state = writer.state if writer is not None else WriterState()
         app[appkeys.METRICS].observe_audit(backlog, state.written, state.failures)
         await asyncio.sleep(AUDIT_WATCH_SECONDS)
+
+
+async def _keys_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The keys kept in Redis, read again periodically (the key file of embedded mode needs no task)."""
+    keys = app[appkeys.API_KEYS]
+    if not isinstance(keys, RedisKeys):
+        yield
+        return
+    with contextlib.suppress(StoreUnavailableError):  # else 503 until the periodic read succeeds
+        await keys.refresh()
+    refresher = asyncio.create_task(keys.run_periodic())
+    yield
+    await _stopped(refresher)
 
 
 def create_app(
@@ -216,6 +229,7 @@ def create_app(
             revocation_ttl=settings.revocation_days * 86400 or None,
         )
         app[appkeys.SERVICE] = service
+        app[appkeys.AUDIT_FEED] = audit_feed(state, settings)  # where the trail's writer takes the events
         app[appkeys.RELOADER] = RulesReloader(service, data)
         if settings.allow_volatile_store and settings.redis_url is not None:
             log.warning(
@@ -234,19 +248,8 @@ def create_app(
                 await refresher
         await state.close()
 
-    async def keys_ctx(app: web.Application) -> AsyncIterator[None]:
-        keys = app[appkeys.API_KEYS]
-        if not isinstance(keys, RedisKeys):
-            yield
-            return
-        with contextlib.suppress(StoreUnavailableError):  # else 503 until the periodic read succeeds
-            await keys.refresh()
-        refresher = asyncio.create_task(keys.run_periodic())
-        yield
-        await _stopped(refresher)
-
     app.cleanup_ctx.append(service_ctx)
-    app.cleanup_ctx.append(keys_ctx)
+    app.cleanup_ctx.append(_keys_ctx)
     app.cleanup_ctx.append(_audit_ctx)
     handlers.add_routes(app)
     reload.add_routes(app)
