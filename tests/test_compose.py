@@ -66,7 +66,7 @@ def test_nothing_is_installed_when_a_container_starts() -> None:
     """Each service runs a pinned Redis image or the image the Dockerfile builds; none runs pip, mounts the
     checkout, or uses a bare Python image."""
     for name, service in _services().items():
-        assert _from_the_dockerfile(service) or service["image"].startswith("redis:7."), name
+        assert _from_the_dockerfile(service) or service["image"].startswith(("redis:7.", "postgres:16")), name
         assert "pip" not in " ".join(_command(service)), name
         assert "python:" not in service.get("image", ""), name
         mounts = [v for v in service.get("volumes", []) if ":" in v]
@@ -87,7 +87,7 @@ def test_every_service_has_a_health_check_a_restart_policy_and_waits_for_what_it
         assert isinstance(depends, dict), name
         assert {d["condition"] for d in depends.values()} <= {"service_healthy"}, name
         assert set(depends) <= set(_services()), name
-    assert set(_services()["verifier"]["depends_on"]) == {"redis", "issuer"}
+    assert set(_services()["verifier"]["depends_on"]) == {"redis", "postgres", "issuer"}
 
 
 def test_redis_is_configured_to_pass_every_readiness_check() -> None:
@@ -130,9 +130,26 @@ def test_every_verifier_reads_one_deployment_secret() -> None:
     compose = _compose()
     assert compose["secrets"]["verifier-secret"]["file"] == "./secrets/verifier-secret"
     for name, service in _verifiers().items():
-        assert service["secrets"] == ["verifier-secret"], name
+        assert service["secrets"][0] == "verifier-secret", name
         assert _settings(service).secret_file == SECRET, name
     assert "secrets/" in (ROOT / ".gitignore").read_text(encoding="utf-8").splitlines()
+
+
+def test_every_verifier_writes_the_audit_trail_to_the_compose_postgresql_without_a_password_in_its_url() -> None:
+    """Each verifier's audit URL names the compose PostgreSQL's database and user; the password reaches libpq
+    through its password file, a secret of the verifier's own, matching the database's password secret."""
+    compose = _compose()
+    postgres = compose["services"]["postgres"]
+    assert postgres["environment"]["POSTGRES_PASSWORD_FILE"] == "/run/secrets/audit-db-password"
+    assert compose["secrets"]["audit-pgpass"]["file"] == "./secrets/audit-pgpass"
+    for name, service in _verifiers().items():
+        url = _settings(service).audit_url
+        assert url == "postgresql://verifier@postgres:5432/audit", name
+        assert service["environment"]["PGPASSFILE"] == "/run/secrets/audit-pgpass", name
+        assert "audit-pgpass" in service["secrets"], name
+        assert service["depends_on"]["postgres"] == {"condition": "service_healthy"}, name
+    text = (ROOT / "docker-compose.yml").read_text(encoding="utf-8")
+    assert "printf 'postgres:5432:audit:verifier:%s\\n'" in text  # the set-up line writes the password file
 
 
 @pytest.mark.parametrize("name", ["verifier", "verifier-sentinel"])
