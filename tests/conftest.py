@@ -1,5 +1,6 @@
 """Shared fixtures: the catalogue, a private state folder per test session so generated keys never
-touch the user's own state folder, a scene of apps and keys per test, redis-servers and a PostgreSQL server."""
+touch the user's own state folder, a scene of apps and keys per test, redis-servers (one, a cluster, or
+behind Sentinel) and PostgreSQL servers."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from pathlib import Path
 import pytest
 
 from tests.postgres_server import INSTALL, PostgresServer, find_binaries
+from tests.redis_cluster import Cluster
+from tests.redis_sentinel import Deployment, started_deployment
 from tests.redis_server import RedisServer
 from tests.scenes import Scene
 from verifier.adapters.catalogue_files import load_catalogue
@@ -54,12 +57,40 @@ def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
     server.stop()
 
 
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """A Redis Cluster for the module: three primaries with a replica each."""
+    cluster = Cluster(tmp_path_factory.mktemp("cluster"))
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def deployment(tmp_path: Path) -> Iterator[Deployment]:
+    """Redis behind Sentinel of this test's own: a primary, two replicas, three sentinels."""
+    with started_deployment(tmp_path) as started:
+        yield started
+
+
 @pytest.fixture(scope="session")
 def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
     """One PostgreSQL server for the whole session, on a free port; its URL names the database ``verifier``."""
     if find_binaries() is None:
         pytest.skip(INSTALL)
     with PostgresServer(tmp_path_factory.mktemp("postgres")) as server:
+        yield server
+
+
+@pytest.fixture
+def own_postgres(tmp_path: Path) -> Iterator[PostgresServer]:
+    """A PostgreSQL server of this test's own (its URL names the database ``verifier``), which it may stop and
+    restart."""
+    if find_binaries() is None:
+        pytest.skip(INSTALL)
+    with PostgresServer(tmp_path / "postgres") as server:
         yield server
 
 

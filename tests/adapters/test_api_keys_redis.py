@@ -26,9 +26,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from redis.asyncio import Redis
 
-from tests.adapters.test_cluster import Cluster
-from tests.adapters.test_sentinel import Deployment, SentinelProcess
 from tests.helpers import ClientFactory, wait_ready
+from tests.redis_cluster import Cluster
+from tests.redis_sentinel import Deployment, SentinelProcess
 from tests.redis_server import RedisServer, free_port
 from tests.scenes import Scene
 from verifier.adapters.api_keys import ADMIN

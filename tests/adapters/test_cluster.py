@@ -7,19 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import random
-import shutil
-import socket
-import subprocess
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.helpers import ClientFactory
-from tests.redis_server import RedisServer
+from tests.redis_cluster import Cluster, redis_cli
 from tests.scenes import Scene
 from verifier.adapters.redis_store import RedisStore
 from verifier.issuer.mint import citizen_id
@@ -28,99 +22,6 @@ from verifier.service.settings import Settings
 pytestmark = pytest.mark.redis
 
 NOTARY = ("cq-notary-zhixin-01", "cq-notary-zhixin-02", "cq-notary-yubei-01")
-
-
-def _cli(*args: str, timeout: float = 120) -> str:
-    binary = shutil.which("redis-cli")
-    assert binary is not None, "redis-cli is not installed (apt-get install redis-tools)"
-    done = subprocess.run([binary, *args], capture_output=True, text=True, timeout=timeout, check=False)
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    return done.stdout
-
-
-def _cluster_port() -> int:
-    """A free port whose cluster bus port (10,000 higher) is free too; Redis wants it at most 55535."""
-    for _ in range(1000):
-        port = random.randint(20_000, 55_535)
-        if all(_free(p) for p in (port, port + 10_000)):
-            return port
-    raise AssertionError("no free pair of ports for a cluster node")
-
-
-def _free(port: int) -> bool:
-    with socket.socket() as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
-
-
-class Cluster:
-    """Six cluster-enabled redis-servers (each with its append-only file), joined as three primaries with
-    a replica each."""
-
-    def __init__(self, root: Path) -> None:
-        self.nodes: list[RedisServer] = []
-        for n in range(6):
-            folder = root / f"node-{n}"
-            folder.mkdir()
-            options = (
-                "--cluster-enabled",
-                "yes",
-                "--cluster-config-file",
-                "nodes.conf",
-                "--cluster-node-timeout",
-                "2000",
-            )
-            self.nodes.append(RedisServer(folder, _cluster_port(), extra_args=options))
-
-    def start(self) -> None:
-        for node in self.nodes:
-            node.start()
-        _cli(
-            "--cluster",
-            "create",
-            *(f"127.0.0.1:{n.port}" for n in self.nodes),
-            "--cluster-replicas",
-            "1",
-            "--cluster-yes",
-        )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if all("cluster_state:ok" in _cli("-p", str(n.port), "cluster", "info") for n in self.nodes):
-                return
-            time.sleep(0.2)
-        raise AssertionError("the cluster did not come up")
-
-    def stop(self) -> None:
-        for node in self.nodes:
-            node.stop()
-
-    @property
-    def url(self) -> str:
-        return "redis+cluster://" + ",".join(f"127.0.0.1:{n.port}" for n in self.nodes[:2])
-
-    def primaries(self) -> list[tuple[str, int]]:
-        """(node id, slots served) of each primary."""
-        out = []
-        for line in _cli("-p", str(self.nodes[0].port), "cluster", "nodes").splitlines():
-            fields = line.split()
-            if "master" in fields[2]:
-                slots = sum(int(b) - int(a) + 1 for a, _, b in (r.partition("-") for r in fields[8:] if "[" not in r))
-                out.append((fields[0], slots))
-        return out
-
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    """One cluster for the module."""
-    cluster = Cluster(tmp_path_factory.mktemp("cluster"))
-    try:
-        cluster.start()
-        yield cluster
-    finally:
-        cluster.stop()
 
 
 def code_of(body: dict[str, Any]) -> str:
@@ -190,7 +91,7 @@ async def test_a_slot_moved_under_load_loses_no_scan_and_accepts_no_code_twice(
     (source, _), (target, before) = sorted(cluster.primaries(), key=lambda p: -p[1])[:2]
     reshard = asyncio.create_task(
         asyncio.to_thread(
-            _cli,
+            redis_cli,
             "--cluster",
             "reshard",
             f"127.0.0.1:{cluster.nodes[0].port}",
