@@ -140,6 +140,43 @@ CASES = [
     case(*REVOKE, "--redis-url", "localhost:6379", names="localhost:6379"),
     case(*REVOKE, "--redis-url", f"redis://127.0.0.1:{CLOSED}/0", names=("cannot reach Redis", "--redis-url")),
     case(*UNKNOWN_TYPE, "--redis-url", f"redis://127.0.0.1:{CLOSED}/0", names=("nosuch", "verifier catalogue")),
+    case("serve", "--audit-url", "mysql://u:secret@db/trail", names=("--audit-url", "mysql://u:***@db/trail")),
+    case("audit", names="COMMAND"),
+    case("audit", "migrate", "--audit-url", "postgresql://127.0.0.1:abc/x", names=("--audit-url", "postgresql://")),
+    case(
+        "audit",
+        "migrate",
+        "--audit-url",
+        f"postgresql://u:secret@127.0.0.1:{CLOSED}/x",
+        names=("cannot reach the audit trail", "--audit-url", "u:***@"),
+    ),
+    case("audit", "migrate", "--redis-url", "redis://127.0.0.1/0", names="--redis-url"),
+    case("audit", "writer", names=("--redis-url", "VERIFIER_REDIS_URL")),
+    case("audit", "writer", "--redis-url", "localhost:6379", names=("--redis-url", "localhost:6379")),
+    case(
+        "audit", "writer", names=("VERIFIER_REDIS_URL", "localhost:6379"), env={"VERIFIER_REDIS_URL": "localhost:6379"}
+    ),
+    case(
+        "audit",
+        "writer",
+        "--redis-url",
+        f"redis://127.0.0.1:{CLOSED}/0",
+        "--audit-url",
+        "sqlite:/x",
+        names=("--audit-url", "sqlite:///"),
+    ),
+    case(
+        "audit",
+        "writer",
+        "--redis-url",
+        f"redis://127.0.0.1:{CLOSED}/0",
+        names=("VERIFIER_AUDIT_URL", "mysql://u:***@db"),
+        env={"VERIFIER_AUDIT_URL": "mysql://u:secret@db"},
+    ),
+    case(
+        "audit", "writer", "--redis-url", "redis://127.0.0.1/0", "--audit-claim-idle", "0", names="--audit-claim-idle"
+    ),
+    case("audit", "writer", "--redis-url", "redis://127.0.0.1/0", "--port", "1", names="--port"),
     case("bench", "--seconds", "abc", names="'abc'"),
     case("bench", "--rounds", "0", names="--rounds"),
     case("bench", "--connections", "-1", names="--connections"),
@@ -147,7 +184,8 @@ CASES = [
 ]
 COMMANDS = (
     "demo", "serve", "issuer serve", "issuer mint", "issuer rotate", "issuer withdraw", "issuer keys", "issuer jwks",
-    "check", "catalogue", "counters", "counters key", "counters revoke-key", "admin-key", "revoke", "bench",
+    "check", "catalogue", "counters", "counters key", "counters revoke-key", "admin-key", "revoke", "audit migrate",
+    "audit writer", "bench",
 )  # fmt: skip
 
 
@@ -296,7 +334,7 @@ def test_help_gives_every_option_its_default() -> None:
 
 def test_help_is_bilingual_with_its_defaults(sweep: Sweep) -> None:
     """`--help` of a command, as an operator runs it, heads its usage in both languages and states defaults."""
-    for argv in (["serve"], ["issuer", "mint"], ["bench"], ["revoke"]):
+    for argv in (["serve"], ["issuer", "mint"], ["bench"], ["revoke"], ["audit", "writer"]):
         ran = sweep.run([*argv, "--help"])
         assert ran.code == 0, ran.stderr
         assert "用法 usage: " in ran.stdout

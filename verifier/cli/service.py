@@ -112,8 +112,11 @@ def _serve(args: argparse.Namespace) -> int:
 
     settings = settings_from(args, os.environ)
     if settings.redis_url is not None:
-        _check_redis_url(settings.redis_url, "--redis-url" if args.redis_url is not None else "VERIFIER_REDIS_URL")
+        check_redis_url_from(settings.redis_url, "--redis-url" if args.redis_url is not None else "VERIFIER_REDIS_URL")
     _refuse_acks_on_a_cluster(settings.redis_url, settings.min_replica_acks)
+    from verifier.cli.audit import check_trail_url
+
+    check_trail_url(settings, args)
     if settings.workers > 1 and settings.redis_url is None:
         raise UsageError(
             "多个工作进程须配置 --redis-url：进程内存储不能共享"
@@ -123,7 +126,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     check_can_listen(settings.host, settings.port, reuse_port=settings.workers > 1)
     if settings.redis_url is not None:
-        _refuse_misconfigured_store(settings.redis_url)
+        refuse_misconfigured_store(settings.redis_url)
     choose_folders(data=settings.data_dir, state=settings.state_dir)
     # SIGHUP reloads the rules (verifier.web.reload) once the service runs; until then it is ignored rather
     # than fatal, and spawned workers inherit the ignoring until their own handler is in place.
@@ -178,7 +181,7 @@ def _run_workers(settings: Any) -> int:
     return 2 if refused else 0
 
 
-def _refuse_misconfigured_store(url: str) -> None:
+def refuse_misconfigured_store(url: str) -> None:
     """Refuse to start on a Redis that refuses the URL's set-up (a database it does not have) or its password.
     A Redis out of reach is not refused: the service starts and answers 503 until it is back."""
     import asyncio
@@ -208,7 +211,7 @@ def _refuse_misconfigured_store(url: str) -> None:
     asyncio.run(probe())
 
 
-def _check_redis_url(url: str, source: str) -> None:
+def check_redis_url_from(url: str, source: str) -> None:
     """A Redis URL of no form the store reads is refused before anything connects, naming where it came from."""
     from verifier.adapters.redis_urls import check_redis_url
 
@@ -334,7 +337,7 @@ def _revoke_in_store(redis_url: str, settings: Settings, body: dict[str, Any]) -
     from verifier.core.identity import Identities
     from verifier.errors import StoreUnavailableError
 
-    _check_redis_url(redis_url, "--redis-url / VERIFIER_REDIS_URL")
+    check_redis_url_from(redis_url, "--redis-url / VERIFIER_REDIS_URL")
     if body["type"] not in load_catalogue().licences:
         raise UsageError(
             f"没有证照类型 {body['type']!r}，类型代码见 verifier catalogue"

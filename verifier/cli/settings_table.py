@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -211,10 +211,13 @@ def _jwks_sources(values: list[str], source: str) -> Any:
         raise UsageError(f"{source}: {exc}" if source != "--jwks" else str(exc)) from None
 
 
-def add_flags(parser: argparse.ArgumentParser) -> None:
-    """Add every setting's flag to ``parser``. Each defaults to None, meaning "not given": the variable
+def add_flags(parser: argparse.ArgumentParser, flags: Collection[str] | None = None) -> None:
+    """Add every setting's flag to ``parser`` (or those of ``flags`` only: a command that needs a few of
+    serve's settings takes them as serve does). Each defaults to None, meaning "not given": the variable
     or the default then applies (:func:`settings_from`)."""
     for setting in SETTINGS:
+        if flags is not None and setting.flag not in flags:
+            continue
         if setting.kind is bool:
             parser.add_argument(setting.flag, action=argparse.BooleanOptionalAction, default=None, help=setting.help())
         elif setting.kind is tuple:

@@ -93,6 +93,12 @@ class AuditTrail:
         await asyncio.to_thread(_upgrade, self.engine.url.set(drivername=_SYNC_DRIVERS[self.engine.url.drivername]))
         self._migrated = True
 
+    async def version(self) -> str:
+        """The schema's version as the database records it (alembic's table, named in migrations/env.py)."""
+        await self._schema()
+        async with self.engine.connect() as conn:
+            return str((await conn.execute(text("SELECT version_num FROM audit_schema_version"))).scalar_one())
+
     async def _schema(self) -> None:
         """The schema at its newest version before the first use (a service starts with its database away)."""
         if not self._migrated:
