@@ -140,6 +140,23 @@ CASES = [
     case(*REVOKE, "--redis-url", "localhost:6379", names="localhost:6379"),
     case(*REVOKE, "--redis-url", f"redis://127.0.0.1:{CLOSED}/0", names=("cannot reach Redis", "--redis-url")),
     case(*UNKNOWN_TYPE, "--redis-url", f"redis://127.0.0.1:{CLOSED}/0", names=("nosuch", "verifier catalogue")),
+    case("report", "--by", "colour", names=("colour", "day, month")),
+    case("report", "--by", "day,day", names="by"),
+    case("report", "--from", "2026-13-01", names=("from", "YYYY-MM-DD")),
+    case("report", "--audit-url", "mysql://db/x", names=("--audit-url", "postgresql://")),
+    case("report", "--audit-url", f"postgresql://u:secret@127.0.0.1:{CLOSED}/x", names=("PostgreSQL", ":***@")),
+    case("report", "--csv", "extra", names="extra"),
+    case("apps", names="COMMAND"),
+    case("apps", "key", names="channel"),
+    case("apps", "key", "wechat", names=("wechat", "tianfu-tongban")),
+    case(
+        "apps",
+        "key",
+        "yukuaiban",
+        "--redis-url",
+        f"redis://127.0.0.1:{CLOSED}/0",
+        names=("no key changed", "--redis-url"),
+    ),
     case("bench", "--seconds", "abc", names="'abc'"),
     case("bench", "--rounds", "0", names="--rounds"),
     case("bench", "--connections", "-1", names="--connections"),
@@ -147,7 +164,8 @@ CASES = [
 ]
 COMMANDS = (
     "demo", "serve", "issuer serve", "issuer mint", "issuer rotate", "issuer withdraw", "issuer keys", "issuer jwks",
-    "check", "catalogue", "counters", "counters key", "counters revoke-key", "admin-key", "revoke", "bench",
+    "check", "catalogue", "counters", "counters key", "counters revoke-key", "admin-key", "revoke", "report", "apps",
+    "apps key", "bench",
 )  # fmt: skip
 
 
