@@ -177,6 +177,23 @@ CASES = [
         "audit", "writer", "--redis-url", "redis://127.0.0.1/0", "--audit-claim-idle", "0", names="--audit-claim-idle"
     ),
     case("audit", "writer", "--redis-url", "redis://127.0.0.1/0", "--port", "1", names="--port"),
+    case("report", "--by", "colour", names=("colour", "day, month")),
+    case("report", "--by", "day,day", names="by"),
+    case("report", "--from", "2026-13-01", names=("from", "YYYY-MM-DD")),
+    case("report", "--audit-url", "mysql://db/x", names=("--audit-url", "postgresql://")),
+    case("report", "--audit-url", f"postgresql://u:secret@127.0.0.1:{CLOSED}/x", names=("PostgreSQL", ":***@")),
+    case("report", "--csv", "extra", names="extra"),
+    case("apps", names="COMMAND"),
+    case("apps", "key", names="channel"),
+    case("apps", "key", "wechat", names=("wechat", "tianfu-tongban")),
+    case(
+        "apps",
+        "key",
+        "yukuaiban",
+        "--redis-url",
+        f"redis://127.0.0.1:{CLOSED}/0",
+        names=("no key changed", "--redis-url"),
+    ),
     case("bench", "--seconds", "abc", names="'abc'"),
     case("bench", "--rounds", "0", names="--rounds"),
     case("bench", "--connections", "-1", names="--connections"),
@@ -184,8 +201,8 @@ CASES = [
 ]
 COMMANDS = (
     "demo", "serve", "issuer serve", "issuer mint", "issuer rotate", "issuer withdraw", "issuer keys", "issuer jwks",
-    "check", "catalogue", "counters", "counters key", "counters revoke-key", "admin-key", "revoke", "audit migrate",
-    "audit writer", "bench",
+    "check", "catalogue", "counters", "counters key", "counters revoke-key", "admin-key", "revoke", "report", "apps",
+    "apps key", "audit migrate", "audit writer", "bench",
 )  # fmt: skip
 
 

@@ -4,6 +4,7 @@ the document gives for that operation and status."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 import tempfile
@@ -18,7 +19,9 @@ from openapi_spec_validator import validate as validate_openapi
 from openapi_spec_validator.validation import OpenAPIV31SpecValidator
 from referencing import Registry
 from referencing.jsonschema import DRAFT202012
+from sqlalchemy.exc import OperationalError
 
+from tests.forge import split
 from tests.helpers import PROBLEM, Client, ClientFactory
 from tests.scenes import Scene
 from verifier.adapters.memory_store import MemoryStore
@@ -29,6 +32,7 @@ from verifier.core.trust import TrustList
 from verifier.errors import RateLimitedError, StoreUnavailableError, TrustNotLoadedError
 from verifier.issuer.mint import citizen_id
 from verifier.service.ports import ScanRecord, StoreHealth
+from verifier.service.settings import Settings
 from verifier.web import appkeys
 
 SPEC_PATH = Path(__file__).resolve().parents[2] / "schemas" / "openapi.json"
@@ -173,12 +177,13 @@ class Api:
         json_body: Any = None,
         data: bytes | str | None = None,
         content_type: str | None = None,
+        accept: str | None = None,
     ) -> Any:
-        """Send a request as ``as_`` (a counter id, ADMIN, "wrong" or None), expect ``status`` and
+        """Send a request as ``as_`` (a counter id, ADMIN, an app's entry, "wrong" or None), expect ``status`` and
         check the answer against the operation at ``path`` (default ``url``); returns the body."""
-        path = path or url
+        path = path or url.partition("?")[0]
         method = method.lower()
-        headers: dict[str, str] = {}
+        headers: dict[str, str] = {"Accept": accept} if accept else {}
         if as_ == "wrong":
             headers["Authorization"] = "Bearer cq-notary-zhixin-01.not-the-key"
         elif as_ is not None:
@@ -226,10 +231,11 @@ class Api:
 
 
 @pytest.fixture
-async def api(aiohttp_client: ClientFactory, scene: Scene) -> Api:
-    """The real verifier app on a store that can be made unreachable."""
+async def api(aiohttp_client: ClientFactory, scene: Scene, tmp_path: Path) -> Api:
+    """The real verifier app on a store that can be made unreachable, with an audit trail of its own."""
     store = FlakyStore()
-    return Api(await aiohttp_client(scene.app(store=store)), scene, store)
+    settings = Settings(audit_url=f"sqlite:///{tmp_path / 'audit.sqlite3'}")
+    return Api(await aiohttp_client(scene.app(settings, store=store)), scene, store)
 
 
 # --- the exercises: each one a group of calls on a fresh or shared app ------------------------------
@@ -407,6 +413,44 @@ async def rules_reload(api: Api) -> None:
     assert [p for p in refused["problems"] if p.startswith("data/channels.toml")], refused
 
 
+async def audit_readings(api: Api) -> None:
+    """The report as JSON and as CSV, and a holder's usage log, once the writer has written a scan; refused
+    parameters, keys and a trail out of reach answer as documented."""
+    token = api.scene.driving_licence("SC", holder="张三", licence_no=citizen_id(123457))
+    body = {"token": token, "scenario": "notary-driving-licence", "item": 22}
+    await api.call("POST", "/v1/scans", 200, as_=NOTARY, json_body=body)
+    for _ in range(200):  # the writer rests half a second when it finds nothing
+        if not await api.store.backlog():
+            break
+        await asyncio.sleep(0.05)
+    report = await api.call("GET", "/v1/reports?by=day,type,item,reason", 200, as_=ADMIN)
+    assert {(row["type"], row["item"]) for row in report["rows"]} >= {("driving-licence", 22)}
+    text = await api.call("GET", "/v1/reports?by=type,decision", 200, as_=ADMIN, accept="text/csv")
+    assert text.startswith("type,decision,answers,")
+    assert (await api.call("GET", "/v1/reports?by=colour", 400, as_=ADMIN))["field"] == "by"
+    assert (await api.call("GET", "/v1/reports?from=March", 400, as_=ADMIN))["field"] == "from"
+    await api.call("GET", "/v1/reports", 401)
+    await api.call("GET", "/v1/reports", 403, as_=NOTARY)
+    app = "@app:jiaoguan-12123"
+    uses = await api.call("GET", f"/v1/uses?sub={split(token)[1]['sub']}", 200, as_=app)
+    assert [(use["licence"]["type"], use["item"]["seq"]) for use in uses["uses"]] == [("driving-licence", 22)]
+    assert (await api.call("GET", "/v1/uses", 400, as_=app))["field"] == "sub"
+    await api.call("GET", "/v1/uses?sub=abcdefgh", 401)
+    await api.call("GET", "/v1/uses?sub=abcdefgh", 403, as_=ADMIN)
+    trail = api.client.app[appkeys.TRAIL]
+
+    async def away(*args: Any, **kwargs: Any) -> Any:
+        raise OperationalError("SELECT 1", {}, OSError("connection refused (test)"))
+
+    trail.report = away  # type: ignore[method-assign]
+    trail.uses = away  # type: ignore[method-assign]
+    try:
+        await api.call("GET", "/v1/reports", 503, as_=ADMIN)
+        await api.call("GET", "/v1/uses?sub=abcdefgh", 503, as_=app)
+    finally:
+        del trail.report, trail.uses
+
+
 EXERCISES = [
     scans_decide,
     scans_refuse,
@@ -418,6 +462,7 @@ EXERCISES = [
     no_trust_list,
     pages,
     rules_reload,
+    audit_readings,
 ]
 
 
@@ -458,7 +503,8 @@ def test_reason_codes_are_exactly_those_of_verifier_reasons() -> None:
 
 
 def test_security_is_counter_key_for_scans_and_admin_key_for_admin_routes() -> None:
-    """Scans need a counter bearer key, revocations and stats the admin bearer key, the rest none."""
+    """Scans need a counter bearer key, revocations, stats and reports the admin bearer key, the usage log an
+    app's, the rest none."""
     schemes = SPEC["components"]["securitySchemes"]
     assert all(s == {**s, "type": "http", "scheme": "bearer"} for s in schemes.values())
     security = {(p, m): op.get("security") for p, m, op in _operations()}
@@ -467,6 +513,8 @@ def test_security_is_counter_key_for_scans_and_admin_key_for_admin_routes() -> N
     assert security[("/v1/revocations", "post")] == [{"adminKey": []}]
     assert security[("/v1/stats", "get")] == [{"adminKey": []}]
     assert security[("/v1/admin/reload", "post")] == [{"adminKey": []}]
+    assert security[("/v1/reports", "get")] == [{"adminKey": []}]
+    assert security[("/v1/uses", "get")] == [{"appKey": []}]
     assert security[("/v1/catalogue", "get")] == []
 
 

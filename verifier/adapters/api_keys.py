@@ -30,14 +30,25 @@ from verifier.adapters.paths import state_dir
 from verifier.errors import KeyExistsError
 
 ADMIN = "@admin"  # the administrator's entry; counter ids never start with @
+APP_PREFIX = "@app:"  # an app's entry is this and its channel code: @app:tianfu-tongban
 
 
 class KeyLookup(Protocol):
     """What the web shell asks of the keys: who holds this one."""
 
     def principal(self, key: str) -> str | None:
-        """Who holds ``key`` (a counter id or :data:`ADMIN`), or None."""
+        """Who holds ``key`` (a counter id, :data:`ADMIN` or an app's entry), or None."""
         ...  # pragma: no cover - a protocol
+
+
+def app_principal(channel: str) -> str:
+    """The key entry of the app (亮证渠道) ``channel``."""
+    return APP_PREFIX + channel
+
+
+def app_channel(principal: str) -> str | None:
+    """The channel whose app holds the key entry ``principal``; None for a counter or the administrator."""
+    return principal.removeprefix(APP_PREFIX) if principal.startswith(APP_PREFIX) else None
 
 
 def new_key(principal: str) -> tuple[str, str]:

@@ -2,7 +2,8 @@
 
 Both provinces' apps present licences; counters in both provinces scan them: accepted both ways,
 out of scope, wrong channel, wrong scenario, replayed at a second counter, re-scanned (cached),
-revoked, and a row whose rules the source lost.
+revoked, and a row whose rules the source lost. Every answer is then written to an audit trail on a temporary
+SQLite file, and the trail's report by licence type ends the story.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +22,14 @@ import aiohttp
 from aiohttp import web
 
 from verifier.adapters.api_keys import ADMIN, ApiKeys
+from verifier.adapters.audit.trail import CHINA, AuditTrail, engine_url
+from verifier.adapters.audit.writer import TrailWriter
 from verifier.adapters.catalogue_files import load_catalogue
 from verifier.adapters.memory_store import MemoryStore
 from verifier.adapters.trust_source import JwksTrustSource
-from verifier.cli import texttable
+from verifier.cli import report_table, texttable
 from verifier.core.catalogue import Catalogue
+from verifier.core.report import ReportRow
 from verifier.core.token import TYP, encode
 from verifier.issuer.apps import apps
 from verifier.issuer.keys import KeyRing, KeyStore
@@ -96,9 +101,13 @@ async def _run(as_json: bool) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         api = ApiKeys(Path(tmp) / "api-keys.json")
         admin = api.issue(ADMIN)
+        store = MemoryStore()
+        # The audit trail on a temporary SQLite file, written below once the story is done (so never the
+        # state folder's trail, which a real service keeps).
+        trail_url = f"sqlite:///{Path(tmp) / 'audit.sqlite3'}"
         app = create_app(
-            Settings(),
-            store=MemoryStore(),
+            Settings(audit_url=trail_url, separate_audit_writer=True),
+            store=store,
             trust=JwksTrustSource.static(ring.trust_list()),
             catalogue=cat,
             api_keys=api,
@@ -136,18 +145,45 @@ async def _run(as_json: bool) -> int:
                     stats = await response.json()
         finally:
             await runner.cleanup()
-    _print(results, stats, as_json, cat)
+        report = await _report(store, engine_url(trail_url, Path(tmp)), cat)
+    if as_json:
+        _print_json(results, stats, *report)
+    else:
+        _print(results, stats, cat)
+        print("\n核验留痕报表 report from the audit trail (the table `verifier report --by type` prints):")
+        print(report_table.render(*report, REPORT_BY, cat))
     return 0 if all(r["status"] == 200 for r in results) else 1
 
 
-def _print(results: list[dict[str, Any]], stats: dict[str, Any], as_json: bool, cat: Catalogue) -> None:
-    if as_json:
-        out = [
-            {"story": r["step"].story, "counter": r["step"].counter, "scenario": r["step"].scenario, **r["body"]}
-            for r in results
-        ]
-        print(json.dumps({"scans": out, "stats": stats["total"]}, ensure_ascii=False, indent=2))
-        return
+REPORT_BY = ("type",)  # each licence type with its answers, accepted and rejected: the story at a glance
+
+
+async def _report(store: MemoryStore, url: str, cat: Catalogue) -> tuple[list[ReportRow], ReportRow]:
+    """Every answer of the story written to the trail at ``url`` (as a service's writer does), and the trail's
+    report of the last two days (the story may cross midnight) by licence type, with its total."""
+    trail = AuditTrail(url)
+    try:
+        writer = TrailWriter(store, trail, lambda: cat)
+        while await writer.step():
+            pass
+        today = datetime.now(CHINA).date()
+        rows = await trail.report(today - timedelta(days=1), today, REPORT_BY)
+        total = await trail.report(today - timedelta(days=1), today, ())
+    finally:
+        await trail.close()
+    return rows, total[0]
+
+
+def _print_json(results: list[dict[str, Any]], stats: dict[str, Any], rows: list[ReportRow], total: ReportRow) -> None:
+    out = [
+        {"story": r["step"].story, "counter": r["step"].counter, "scenario": r["step"].scenario, **r["body"]}
+        for r in results
+    ]
+    report = {"by": list(REPORT_BY), "rows": [row.as_dict() for row in rows], "total": total.as_dict()}
+    print(json.dumps({"scans": out, "stats": stats["total"], "report": report}, ensure_ascii=False, indent=2))
+
+
+def _print(results: list[dict[str, Any]], stats: dict[str, Any], cat: Catalogue) -> None:
     print("川渝电子证照亮证互认 — demo on the embedded in-process store (no Redis; one instance only)\n")
     rows = []
     for n, r in enumerate(results, 1):

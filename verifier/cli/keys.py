@@ -1,5 +1,5 @@
 """The API key commands: ``verifier counters key ID [--replace]``, ``verifier counters revoke-key ID``,
-``verifier admin-key [--replace | --revoke]``.
+``verifier admin-key [--replace | --revoke]``, ``verifier apps key CHANNEL [--replace]``.
 
 With ``--redis-url`` (or ``VERIFIER_REDIS_URL``) the key hashes go to the shared store, where every
 instance on that Redis reads them within a second; without, to the state folder's key file, which only
@@ -16,7 +16,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from verifier.adapters.api_keys import ADMIN, ApiKeys
+from verifier.adapters.api_keys import ADMIN, ApiKeys, app_principal
 from verifier.cli.arguments import redis_url
 from verifier.cli.failures import store_refused
 from verifier.errors import KeyExistsError, StoreUnavailableError, UsageError
@@ -90,10 +90,11 @@ def _issue(principal: str, shown: str, args: argparse.Namespace) -> int:
         key = _issued(principal, replace=args.replace, redis_url=args.redis_url)
     except KeyExistsError:
         revoke = _revoke_command(shown)
+        zh, en = (f"，如需作废请用 {revoke}", f", or {revoke} to revoke it") if revoke else ("", "")
         raise UsageError(
-            f"{shown} 已有密钥，仍然有效；如需更换（旧密钥随即失效）请加 --replace，如需作废请用 {revoke}"
+            f"{shown} 已有密钥，仍然有效；如需更换（旧密钥随即失效）请加 --replace{zh}"
             f" / {shown} already has a key, which stays valid; give --replace to replace it (the old key then"
-            f" stops working), or {revoke} to revoke it"
+            f" stops working){en}"
         ) from None
     print(key)
     zh, en = _where(args.redis_url)
@@ -113,7 +114,10 @@ def _revoke(principal: str, shown: str, args: argparse.Namespace) -> int:
     return 0
 
 
-def _revoke_command(shown: str) -> str:
+def _revoke_command(shown: str) -> str | None:
+    """The command that revokes the key of ``shown``; None for an app's, which a new one replaces."""
+    if shown.startswith("@"):
+        return None
     return "verifier admin-key --revoke" if shown == ADMIN_ID else f"verifier counters revoke-key {shown}"
 
 
@@ -133,6 +137,17 @@ def counter_revoke_key(args: argparse.Namespace) -> int:
     return _revoke(args.id, args.id, args)
 
 
+def app_key(args: argparse.Namespace, channels: Any) -> int:
+    """``verifier apps key CHANNEL [--replace]``: a fresh key for an app (亮证渠道) of the catalogue, for the
+    holder's usage log (``GET /v1/uses``)."""
+    if args.channel not in channels:
+        allowed = ", ".join(channels)
+        raise UsageError(
+            f"没有亮证渠道 {args.channel!r}，可选：{allowed} / unknown channel {args.channel!r}; one of: {allowed}"
+        )
+    return _issue(app_principal(args.channel), app_principal(args.channel), args)
+
+
 def _admin_key(args: argparse.Namespace) -> int:
     if args.revoke:
         return _revoke(ADMIN, ADMIN_ID, args)
@@ -149,21 +164,40 @@ def _redis_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def add_counter_commands(csub: Any) -> None:
-    """``counters key`` and ``counters revoke-key``."""
-    k = csub.add_parser(
-        "key", help="为窗口生成新的 API 密钥（仅存哈希） / print a fresh API key for a counter (stored hashed)"
-    )
-    k.add_argument("id", help="窗口编号，见 verifier counters / counter id (see verifier counters)")
+def _key_command(sub: Any, summary: str, argument: tuple[str, str], whose: tuple[str, str]) -> None:
+    """A ``key`` command: ``argument`` (its name and help) says whose key; ``--replace`` and ``--redis-url``."""
+    k = sub.add_parser("key", help=summary)
+    k.add_argument(argument[0], help=argument[1])
     k.add_argument(
         "--replace",
         action="store_true",
-        help="更换窗口的密钥（旧密钥随即失效） / replace the counter's key (the old one stops working)",
+        help=f"更换{whose[0]}的密钥（旧密钥随即失效） / replace {whose[1]} key (the old one stops working)",
     )
     _redis_option(k)
+
+
+def add_counter_commands(csub: Any) -> None:
+    """``counters key`` and ``counters revoke-key``."""
+    _key_command(
+        csub,
+        "为窗口生成新的 API 密钥（仅存哈希） / print a fresh API key for a counter (stored hashed)",
+        ("id", "窗口编号，见 verifier counters / counter id (see verifier counters)"),
+        ("窗口", "the counter's"),
+    )
     r = csub.add_parser("revoke-key", help="作废窗口的 API 密钥 / revoke a counter's API key")
     r.add_argument("id", help="窗口编号 / counter id")
     _redis_option(r)
+
+
+def add_app_commands(asub: Any) -> None:
+    """``apps key``."""
+    _key_command(
+        asub,
+        "为亮证 APP 生成新的 API 密钥，用于持证人用证记录（仅存哈希）"
+        " / print a fresh API key for an app, for the holder's usage log (stored hashed)",
+        ("channel", "渠道代码，见 verifier catalogue / channel code (see verifier catalogue)"),
+        ("该 APP ", "the app's"),
+    )
 
 
 def register(sub: Any) -> None:

@@ -10,7 +10,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from verifier.bench import run as bench
-from verifier.cli import audit, issuer, keys, service
+from verifier.cli import audit, issuer, keys, report, service
 from verifier.cli.arguments import Parser
 from verifier.cli.failures import fail, file_refused, says_chinese
 from verifier.cli.output import print_json
@@ -85,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_counters)
     keys.add_counter_commands(p.add_subparsers(dest="counters_command", metavar="COMMAND"))
 
-    for register in (service.register, keys.register, issuer.register, audit.register, bench.register):
+    for register in (service.register, keys.register, report.register, audit.register, issuer.register, bench.register):
         register(sub)
     return parser
 

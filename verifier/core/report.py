@@ -59,11 +59,11 @@ def parse_by(text: str | None) -> tuple[str, ...]:
     unknown = [name for name in names if name not in GROUPS]
     if unknown or len(set(names)) != len(names):
         allowed = ", ".join(GROUPS)
-        bad = ", ".join(unknown) or "重复的字段 / a field named twice"
+        bad = ", ".join(unknown)
         raise ReportRequestError(
             "by",
-            f"参数 by 不正确：{bad}；可选：{allowed}",
-            f"parameter 'by' is wrong: {bad}; allowed: {allowed}",
+            f"参数 by 不正确：{bad or '有字段重复'}；可选：{allowed}",
+            f"parameter 'by' is wrong: {bad or 'a field named twice'}; allowed: {allowed}",
         )
     return names
 

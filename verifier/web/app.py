@@ -30,7 +30,7 @@ from verifier.errors import StoreUnavailableError
 from verifier.service.ports import AuditFeed, ScanStore, TrustSource
 from verifier.service.scan import ScanService
 from verifier.service.settings import JwksSource, Settings
-from verifier.web import appkeys, handlers, pages, reload
+from verifier.web import appkeys, audit_routes, handlers, pages, reload
 from verifier.web.edge import problem_middleware
 from verifier.web.metrics import Metrics
 from verifier.web.reload import RulesReloader
@@ -251,8 +251,14 @@ def create_app(
     app.cleanup_ctx.append(service_ctx)
     app.cleanup_ctx.append(_keys_ctx)
     app.cleanup_ctx.append(_audit_ctx)
+    _add_routes(app)
+    return app
+
+
+def _add_routes(app: web.Application) -> None:
+    """The API's, the audit trail's, the rules' and the pages' routes."""
     handlers.add_routes(app)
+    audit_routes.add_routes(app)
     reload.add_routes(app)
     app[DIRECT_ROUTES] = (("POST", "/v1/scans"),)  # served without routing each request by verifier serve
     pages.add_routes(app)
-    return app

@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 from aiohttp import hdrs, web
 
-from verifier.adapters.api_keys import ADMIN
+from verifier.adapters.api_keys import ADMIN, app_channel
 from verifier.core.catalogue import Counter
 from verifier.errors import RateLimitedError, StoreUnavailableError, StoreUnsafeError, TrustNotLoadedError
 from verifier.service.settings import Settings
@@ -87,7 +87,7 @@ def _refuse(request: web.Request, reason: str, status: int, zh: str, en: str) ->
 
 
 def principal(request: web.Request) -> str:
-    """Who the Bearer key belongs to (a counter id or the administrator); 401 otherwise, and 400 for two
+    """Who the Bearer key belongs to (a counter id, the administrator or an app); 401 otherwise, and 400 for two
     Authorization headers (which one a proxy or a framework reads differs: neither is taken)."""
     header = request.headers.getall(hdrs.AUTHORIZATION, ())
     if len(header) > 1:
@@ -125,6 +125,15 @@ def require_admin(request: web.Request) -> None:
     """403 unless the administrator's key signed this request."""
     if principal(request) != ADMIN:
         raise _refuse(request, "not_admin", 403, "需要管理员密钥", "this needs the administrator's key")
+
+
+def channel_of(request: web.Request) -> str:
+    """The channel of the app (亮证渠道) whose key signed this request; 403 for a counter's or the
+    administrator's key, and for the key of an app the catalogue no longer lists."""
+    channel = app_channel(principal(request))
+    if channel is None or channel not in request.app[appkeys.SERVICE].catalogue.channels:
+        raise _refuse(request, "not_app", 403, "需要亮证 APP 的密钥", "this needs an app's key")
+    return channel
 
 
 async def json_body(request: web.Request) -> dict[str, Any]:

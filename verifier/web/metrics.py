@@ -66,7 +66,7 @@ class Metrics:
         )  # fmt: skip
         self.sign_in_failures = Counter(
             "verifier_sign_in_failures",
-            "Requests refused for their API key: missing, unknown, duplicate, not_counter, not_admin.",
+            "Requests refused for their API key: missing, unknown, duplicate, not_counter, not_admin, not_app.",
             ("reason",),
             registry=into,
         )

@@ -18,8 +18,9 @@ from prometheus_client import Counter
 log = logging.getLogger("verifier")
 
 # Why a request's key was refused: no Bearer key, a key nobody holds, two Authorization headers, the
-# administrator's key where a counter's is needed, or a counter's where the administrator's is.
-REASONS = ("missing", "unknown", "duplicate", "not_counter", "not_admin")
+# administrator's key where a counter's is needed, a counter's where the administrator's is, or another
+# key where an app's is (the holder's usage log).
+REASONS = ("missing", "unknown", "duplicate", "not_counter", "not_admin", "not_app")
 
 
 class SignInLog:

@@ -278,7 +278,9 @@ _MIGRATING = threading.Lock()
 
 
 def _upgrade(url: URL) -> None:
-    engine = create_engine(url, poolclass=NullPool)
+    # As the trail's own engine: a PostgreSQL out of reach fails the migration in seconds, not the system's minutes.
+    options = {"connect_args": {"connect_timeout": 5}} if url.get_backend_name() == "postgresql" else {}
+    engine = create_engine(url, poolclass=NullPool, **options)
     try:
         with _MIGRATING, engine.begin() as connection:
             if engine.dialect.name == "postgresql":  # the others wait, then find the work done
