@@ -55,8 +55,11 @@ class _Bench:
     ) -> None:
         self.root, self.load, self.seconds = root, load, seconds
         self.state = root / "state"
-        # One counter posts thousands of scans a second here: its rate limit is off (--counter-rate 0).
-        self.env = {**os.environ, "VERIFIER_STATE_DIR": str(self.state), "VERIFIER_COUNTER_RATE": "0"}
+        # One counter posts thousands of scans a second here: its rate limit is off (--counter-rate 0). The
+        # audit trail is written by a `verifier audit writer` process of its own (the service runs with
+        # --separate-audit-writer), so the service's CPU is the scan path's and the trail's is measured apart.
+        self.env = {**os.environ, "VERIFIER_STATE_DIR": str(self.state), "VERIFIER_COUNTER_RATE": "0",
+                    "VERIFIER_SEPARATE_AUDIT_WRITER": "1"}  # fmt: skip
         self.redis = procs.start_redis(redis_server, root)
         stack.callback(self.redis.stop)
         self.redis_url = f"redis://127.0.0.1:{self.redis.port}/0"
@@ -65,6 +68,11 @@ class _Bench:
         publish_keys(self.state, SIGNING_UNIT, algs)
         self.service = self.serve(workers=1)
         stack.callback(self.service.stop)
+        self.writer = procs.start(
+            [sys.executable, "-m", "verifier", "audit", "writer", "--redis-url", self.redis_url],
+            port=0, log=root / "audit-writer.log", env=self.env,
+        )  # fmt: skip
+        stack.callback(self.writer.stop)
         self.key = subprocess.run(
             [sys.executable, "-m", "verifier", "counters", "key", COUNTER, "--redis-url", self.redis_url],
             capture_output=True, text=True, env=self.env, timeout=60, check=True,
@@ -137,12 +145,14 @@ class _Bench:
         """One wrk run against the service, with the service's own counts and CPU use over it."""
         port, pid = self.service.port, self.service.pid
         before, cpu, redis_cpu = procs.service_metrics(port), procs.cpu_seconds(pid), procs.cpu_seconds(self.redis.pid)
+        writer_cpu = procs.cpu_seconds(self.writer.pid)
         started = time.perf_counter()
         url = f"http://127.0.0.1:{port}/v1/scans"
         result = bench_wrk.run(self.load, url, path, seconds=seconds or self.seconds, once=once, **kw)
         wall = time.perf_counter() - started
         result["service_cpu_cores"] = round((procs.cpu_seconds(pid) - cpu) / wall, 3)
         result["redis_cpu_cores"] = round((procs.cpu_seconds(self.redis.pid) - redis_cpu) / wall, 3)
+        result["audit_writer_cpu_cores"] = round((procs.cpu_seconds(self.writer.pid) - writer_cpu) / wall, 3)
         result["service"] = _delta(procs.settled_metrics(port), before)
         self.new_scans += report.new_scans(result["service"])
         return result

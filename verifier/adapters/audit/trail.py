@@ -237,14 +237,14 @@ class AuditTrail:
 def row(event: AuditEvent, catalogue: Catalogue) -> dict[str, Any]:
     """The trail's row of an event, with the counter's institution and divisions as the catalogue has them now."""
     at = datetime.fromisoformat(event.at.replace("Z", "+00:00")).astimezone(UTC)
-    local = at.astimezone(CHINA)
+    day = at.astimezone(CHINA).isoformat()[:10]  # YYYY-MM-DD: isoformat costs a third of strftime
     counter = catalogue.counters.get(event.counter)
     institution = counter.institution if counter else None
     return {
         "answer_id": event.answer_id,
         "at": at,
-        "day": local.strftime("%Y-%m-%d"),
-        "month": local.strftime("%Y-%m"),
+        "day": day,
+        "month": day[:7],
         "scan_id": event.scan_id,
         "counter": event.counter,
         "institution": institution.code if institution else None,
