@@ -82,7 +82,8 @@ def test_the_writer_writes_from_redis_and_stops_on_sigint(
     scene: Scene, redis_server: RedisServer, tmp_path: Path
 ) -> None:
     """Five answers waiting in Redis; a writer started on it and the state folder's trail writes all five,
-    leaves the streams empty, and on SIGINT stops with exit 0, having said it started and stopped."""
+    leaves the streams empty, reloads its rules on SIGHUP and goes on, and on SIGINT stops with exit 0, having
+    said it started and stopped."""
     with Redis.from_url(redis_server.url) as client:
         client.flushdb()
     asyncio.run(_answers(scene, redis_server.url, 5))
@@ -99,6 +100,12 @@ def test_the_writer_writes_from_redis_and_stops_on_sigint(
             assert writer.poll() is None, log.read_text()
             assert time.monotonic() < deadline, log.read_text()
             time.sleep(0.2)
+        writer.send_signal(signal.SIGHUP)  # the rules reloaded, as `verifier serve` does: the writer goes on
+        deadline = time.monotonic() + 10
+        while "audit_writer_rules_reloaded" not in log.read_text():
+            assert writer.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
         writer.send_signal(signal.SIGINT)
         assert writer.wait(timeout=20) == 0
     finally:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from verifier.cli.settings_table import add_flags, settings_from
-from verifier.errors import StoreUnavailableError, UsageError
+from verifier.errors import CatalogueError, StoreUnavailableError, UsageError
 
 if TYPE_CHECKING:
     from verifier.adapters.audit.trail import AuditTrail
@@ -165,11 +165,14 @@ async def _write(settings: Settings, trail: AuditTrail, catalogue: Catalogue) ->
     assert settings.redis_url is not None  # noqa: S101 - checked by _writer
     store = RedisStore.from_url(settings.redis_url)
     feed = _Counted(RedisAuditFeed(store, claim_idle=settings.audit_claim_idle))
-    writer = TrailWriter(feed, trail, lambda: catalogue)
+    rules = [catalogue]
+    writer = TrailWriter(feed, trail, lambda: rules[0])
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopping.set)
+    # SIGHUP reloads the rules, as it does for `verifier serve` (an operator may send it to every process).
+    loop.add_signal_handler(signal.SIGHUP, _reload, rules)
     _event(
         "audit_writer_started",
         consumer=feed.feed.consumer,
@@ -185,6 +188,19 @@ async def _write(settings: Settings, trail: AuditTrail, catalogue: Catalogue) ->
         await trail.close()
         await store.close()
     _event("audit_writer_stopped", batches=feed.batches, events=writer.state.written)
+
+
+def _reload(rules: list[Catalogue]) -> None:
+    """The catalogue read again (counters and their institutions may have changed); a broken one is said, and
+    the rules in use stay."""
+    from verifier.adapters.catalogue_files import load_catalogue
+
+    try:
+        rules[0] = load_catalogue()
+    except CatalogueError as exc:
+        _event("audit_writer_rules_kept", problems=exc.problems[:5])
+        return
+    _event("audit_writer_rules_reloaded", counters=len(rules[0].counters))
 
 
 async def _progress(writer: TrailWriter, feed: _Counted, stopping: asyncio.Event) -> None:
