@@ -57,18 +57,25 @@ def instances(tmp_path_factory: pytest.TempPathFactory, redis_server: RedisServe
     # The mock issuer publishes its keys first: the verifier reads them, it never makes one.
     subprocess.run([sys.executable, "-m", "verifier", "issuer", "keys"], env=env, check=True, capture_output=True)
     ports = [free_port(), free_port()]
-    processes = [
-        subprocess.Popen(
-            [sys.executable, "-m", "verifier", "serve", "--port", str(port), "--redis-url", redis_server.url],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        for port in ports
-    ]
+    logs = [Path(env["VERIFIER_STATE_DIR"]) / f"serve-{port}.log" for port in ports]
+    processes = []
+    for port, log in zip(ports, logs, strict=True):
+        with log.open("w") as out:
+            processes.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "verifier", "serve", "--port", str(port), "--redis-url", redis_server.url],
+                    env=env,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    text=True,
+                )
+            )
     try:
-        for port in ports:
-            wait_ready(port)
+        for port, process, log in zip(ports, processes, logs, strict=True):
+            try:
+                wait_ready(port, process=process)
+            except AssertionError as exc:  # say why: the service's own words
+                raise AssertionError(f"{exc}\n{log.read_text()[-3000:]}") from None
         yield ports
     finally:
         for process in processes:

@@ -36,7 +36,13 @@ _SERVICE = dict.fromkeys(("accepted", "rejected", "cached"), int)
 _WRK = {"requests": int, "duration_us": int, "bytes": int, "exhausted": int, "errors": _ERRORS,
         "latency_us": _LATENCY, "ok": int, "rps": float, "wrk_cpu_cores": float, "connections": int,
         "threads": int}  # fmt: skip
-_PHASE = {**_WRK, "service": _SERVICE, "service_cpu_cores": float, "redis_cpu_cores": float}
+_PHASE = {
+    **_WRK,
+    "service": _SERVICE,
+    "service_cpu_cores": float,
+    "redis_cpu_cores": float,
+    "audit_writer_cpu_cores": float,
+}
 _RSS = dict.fromkeys(("start_kib", "end_kib", "max_kib", "growth_within_kib"), int)
 SHAPE: dict[str, Any] = {
     "seconds": float,
