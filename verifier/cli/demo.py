@@ -167,11 +167,9 @@ async def _report(store: MemoryStore, url: str, cat: Catalogue) -> tuple[list[Re
         while await writer.step():
             pass
         today = datetime.now(CHINA).date()
-        rows = await trail.report(today - timedelta(days=1), today, REPORT_BY)
-        total = await trail.report(today - timedelta(days=1), today, ())
+        return await trail.report(today - timedelta(days=1), today, REPORT_BY)
     finally:
         await trail.close()
-    return rows, total[0]
 
 
 def _print_json(results: list[dict[str, Any]], stats: dict[str, Any], rows: list[ReportRow], total: ReportRow) -> None:

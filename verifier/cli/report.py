@@ -45,11 +45,9 @@ async def _read(url: str, first: date, last: date, by: tuple[str, ...]) -> tuple
 
     trail = AuditTrail(url)
     try:
-        rows = await trail.report(first, last, by)
-        total = (await trail.report(first, last, ()))[0] if by else rows[0]
+        return await trail.report(first, last, by)
     finally:
         await trail.close()
-    return rows, total
 
 
 def _unreadable(shown: str, exc: BaseException) -> UsageError:

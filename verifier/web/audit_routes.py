@@ -81,8 +81,7 @@ async def get_reports(request: web.Request) -> web.Response:
         raise ProblemError(400, exc.zh, exc.en, field=exc.field) from None
     trail = request.app[appkeys.TRAIL]
     try:
-        rows = await trail.report(first, last, by)
-        total = await trail.report(first, last, ()) if by else rows
+        rows, total = await trail.report(first, last, by)
     except TrailUnavailable as exc:
         raise _unreadable(request, exc) from None
     if wants_csv(request.headers.get(hdrs.ACCEPT, "")):
@@ -93,7 +92,7 @@ async def get_reports(request: web.Request) -> web.Response:
             "to": last.isoformat(),
             "by": list(by),
             "rows": [row.as_dict() for row in rows],
-            "total": total[0].as_dict(),
+            "total": total.as_dict(),
         }
     )
 

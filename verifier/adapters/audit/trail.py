@@ -35,6 +35,7 @@ _PARTITIONS = text(
     "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
     "WHERE i.inhparent = 'audit_answers'::regclass"
 )
+_CONNECT = {"connect_timeout": 5}  # seconds: a PostgreSQL out of reach fails a write or migration in seconds
 # What a database out of reach or refusing says, for the writer to wait and try again.
 TrailUnavailable = (SQLAlchemyError, OSError)
 
@@ -49,11 +50,6 @@ def engine_url(url: str | None, state: Path) -> str:
     if url.startswith("sqlite:///"):
         return "sqlite+aiosqlite:///" + url.removeprefix("sqlite:///")
     raise ValueError(f"{url!r}: the audit trail takes postgresql://… or sqlite:///PATH")
-
-
-def china_day(at: datetime) -> str:
-    """The date in China of an instant."""
-    return at.astimezone(CHINA).strftime("%Y-%m-%d")
 
 
 @dataclass(frozen=True)
@@ -79,7 +75,7 @@ class AuditTrail:
         options: dict[str, Any] = {"pool_pre_ping": True}
         if self.postgres:
             # connect_timeout: a PostgreSQL out of reach fails a write in seconds, and the writer waits and retries.
-            options |= {"pool_size": pool_size, "max_overflow": 0, "connect_args": {"connect_timeout": 5}}
+            options |= {"pool_size": pool_size, "max_overflow": 0, "connect_args": _CONNECT}
         self.engine: AsyncEngine = create_async_engine(url, **options)
         self._months: set[str] = set()  # partitions known to exist
         self._migrated = False
@@ -122,8 +118,7 @@ class AuditTrail:
         """Make the month partitions rows are about to need (this month's and the next are made at start)."""
         for month in sorted(set(months) - self._months):
             year, mon = map(int, month.split("-"))
-            start = datetime(year, mon, 1, tzinfo=CHINA)
-            end = datetime(year + mon // 12, mon % 12 + 1, 1, tzinfo=CHINA)
+            start, end = _month(year, mon)
             name = f"audit_answers_y{year:04d}m{mon:02d}"
             try:
                 async with self.engine.begin() as conn:
@@ -145,8 +140,8 @@ class AuditTrail:
         await self._schema()
         if self.postgres:
             this = now.astimezone(CHINA)
-            following = (this.replace(day=1) + timedelta(days=32)).strftime("%Y-%m")
-            await self._partitions({this.strftime("%Y-%m"), following})
+            following = _month(this.year, this.month)[1]
+            await self._partitions({this.strftime("%Y-%m"), following.strftime("%Y-%m")})
 
     async def prune(self, now: datetime) -> int:
         """Drop what is older than the retention: whole months of partitions on PostgreSQL (cheap), row by row
@@ -164,8 +159,7 @@ class AuditTrail:
                 if match is None:
                     continue
                 year, mon = int(match[1]), int(match[2])
-                end = datetime(year + mon // 12, mon % 12 + 1, 1, tzinfo=CHINA)
-                if end <= cutoff:
+                if _month(year, mon)[1] <= cutoff:
                     await conn.execute(text(f"DROP TABLE {name}"))
                     self._months.discard(f"{year:04d}-{mon:02d}")
                     dropped += 1
@@ -183,10 +177,17 @@ class AuditTrail:
         async with self.engine.connect() as conn:
             return int((await conn.execute(select(func.count()).select_from(answers))).scalar_one())
 
-    async def report(self, first: date, last: date, by: Sequence[str]) -> list[ReportRow]:
+    async def report(self, first: date, last: date, by: Sequence[str]) -> tuple[list[ReportRow], ReportRow]:
         """Answers from day ``first`` to day ``last`` (China's calendar, both included) grouped by ``by``
-        (verifier.core.report.GROUPS), each group with its answers, first scans, acceptances and rejections."""
+        (verifier.core.report.GROUPS), each group with its answers, first scans, acceptances and rejections;
+        and the period's total (grouped by ``reason``, the rows add up to more: a rejection counts per reason)."""
         await self._schema()
+        rows = await self._grouped(first, last, by)
+        total = (await self._grouped(first, last, ()))[0] if by else rows[0]
+        return rows, total
+
+    async def _grouped(self, first: date, last: date, by: Sequence[str]) -> list[ReportRow]:
+        """Answers from day ``first`` to day ``last`` (China's calendar, both included) grouped by ``by``."""
         grouped = [answers.c.reasons if name == "reason" else answers.c[name] for name in by]
         accepted = func.sum(case((answers.c.decision == "accepted", 1), else_=0))
         first_scans = func.sum(case((answers.c.cached.is_(False), 1), else_=0))
@@ -266,6 +267,11 @@ def row(event: AuditEvent, catalogue: Catalogue) -> dict[str, Any]:
     }
 
 
+def _month(year: int, mon: int) -> tuple[datetime, datetime]:
+    """The first instant of a China month and of the month after it: a partition's bounds."""
+    return datetime(year, mon, 1, tzinfo=CHINA), datetime(year + mon // 12, mon % 12 + 1, 1, tzinfo=CHINA)
+
+
 def _aware(at: datetime) -> datetime:
     """SQLite gives the stored UTC time back without its offset."""
     return at if at.tzinfo else at.replace(tzinfo=UTC)
@@ -279,7 +285,7 @@ _MIGRATING = threading.Lock()
 
 def _upgrade(url: URL) -> None:
     # As the trail's own engine: a PostgreSQL out of reach fails the migration in seconds, not the system's minutes.
-    options = {"connect_args": {"connect_timeout": 5}} if url.get_backend_name() == "postgresql" else {}
+    options = {"connect_args": _CONNECT} if url.get_backend_name() == "postgresql" else {}
     engine = create_engine(url, poolclass=NullPool, **options)
     try:
         with _MIGRATING, engine.begin() as connection:
