@@ -9,6 +9,7 @@ that shard's slot."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import time
@@ -85,7 +86,8 @@ class RedisAuditFeed:
 
     async def backlog(self) -> int:
         """See :meth:`verifier.service.ports.AuditFeed.backlog`: the streams' lengths."""
-        return sum([int(await self._store.command("XLEN", stream)) for stream in self._streams])
+        # Sent together: on one Redis they share the multiplexed connection's one flush, not sixteen round trips.
+        return sum(int(n) for n in await asyncio.gather(*(self._store.command("XLEN", s) for s in self._streams)))
 
 
 def _streams_of(reply: Any) -> list[tuple[str, Any]]:

@@ -15,7 +15,6 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,7 +26,6 @@ if TYPE_CHECKING:
     from verifier.adapters.audit.writer import TrailWriter
     from verifier.adapters.redis_audit import RedisAuditFeed
     from verifier.core.catalogue import Catalogue
-    from verifier.service.ports import AuditEvent
     from verifier.service.settings import Settings
 
 log = logging.getLogger("verifier.audit")
@@ -109,24 +107,6 @@ def _migrate(args: argparse.Namespace) -> int:
     return 0
 
 
-class _Counted:
-    """The feed, counting the batches acknowledged (the writer acknowledges a batch once it is committed)."""
-
-    def __init__(self, feed: RedisAuditFeed) -> None:
-        self.feed = feed
-        self.batches = 0
-
-    async def take(self, limit: int) -> list[tuple[str, AuditEvent]]:
-        return await self.feed.take(limit)
-
-    async def ack(self, refs: Sequence[str]) -> None:
-        await self.feed.ack(refs)
-        self.batches += 1
-
-    async def backlog(self) -> int:
-        return await self.feed.backlog()
-
-
 def _event(name: str, **fields: Any) -> None:
     log.info(json.dumps({"event": name, "pid": os.getpid(), **fields}, ensure_ascii=False))
 
@@ -164,7 +144,7 @@ async def _write(settings: Settings, trail: AuditTrail, catalogue: Catalogue) ->
 
     assert settings.redis_url is not None  # noqa: S101 - checked by _writer
     store = RedisStore.from_url(settings.redis_url)
-    feed = _Counted(RedisAuditFeed(store, claim_idle=settings.audit_claim_idle))
+    feed = RedisAuditFeed(store, claim_idle=settings.audit_claim_idle)
     rules = [catalogue]
     writer = TrailWriter(feed, trail, lambda: rules[0])
     stopping = asyncio.Event()
@@ -175,7 +155,7 @@ async def _write(settings: Settings, trail: AuditTrail, catalogue: Catalogue) ->
     loop.add_signal_handler(signal.SIGHUP, _reload, rules)
     _event(
         "audit_writer_started",
-        consumer=feed.feed.consumer,
+        consumer=feed.consumer,
         redis=redacted(settings.redis_url),
         trail=_shown(trail),
         claim_idle=settings.audit_claim_idle,
@@ -187,7 +167,7 @@ async def _write(settings: Settings, trail: AuditTrail, catalogue: Catalogue) ->
         await writer.stop()
         await trail.close()
         await store.close()
-    _event("audit_writer_stopped", batches=feed.batches, events=writer.state.written)
+    _event("audit_writer_stopped", batches=writer.state.batches, events=writer.state.written)
 
 
 def _reload(rules: list[Catalogue]) -> None:
@@ -203,7 +183,7 @@ def _reload(rules: list[Catalogue]) -> None:
     _event("audit_writer_rules_reloaded", counters=len(rules[0].counters))
 
 
-async def _progress(writer: TrailWriter, feed: _Counted, stopping: asyncio.Event) -> None:
+async def _progress(writer: TrailWriter, feed: RedisAuditFeed, stopping: asyncio.Event) -> None:
     """Every PROGRESS_SECONDS until stopped: what was written since the last line, and the backlog left (a
     line only when there is something to say)."""
     said = (0, 0)  # batches and events at the last line
@@ -221,7 +201,7 @@ async def _progress(writer: TrailWriter, feed: _Counted, stopping: asyncio.Event
             backlog, unreachable = None, True
         else:
             unreachable = False
-        done = (feed.batches, writer.state.written)
+        done = (writer.state.batches, writer.state.written)
         if done != said or backlog:
             failing = writer.state.failing_since is not None
             _event("audit_writer_progress", batches=done[0] - said[0], events=done[1] - said[1], backlog=backlog,

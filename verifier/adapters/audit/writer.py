@@ -31,6 +31,7 @@ class WriterState:
     """What the writer has done, for /readyz and /metrics."""
 
     written: int = 0
+    batches: int = 0  # batches written and acknowledged
     failures: int = 0
     failing_since: float | None = None  # time.time() of the first failure in a row; None while writing works
     last_error: str | None = None
@@ -103,6 +104,7 @@ class TrailWriter:
                 return 0  # stopped while the database was away: the store hands the batch out again
             await self._ack([ref for ref, _ in taken])
             self.state.written += len(taken)
+            self.state.batches += 1
         if time.monotonic() - self._pruned >= PRUNE_EVERY and await self._maintain():
             self._pruned = time.monotonic()
         return len(taken)
